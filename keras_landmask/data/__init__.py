@@ -1,0 +1,1 @@
+"""Data pipeline: LFW discovery and split, MTCNN alignment, region layouts, synthetic occlusions."""
