@@ -1,0 +1,123 @@
+"""Turn split samples into a FaceSet: read, detect (MTCNN), crop; both steps cached on disk.
+
+The detection cache is keyed by the files (relative path and size) and the detector; the crop cache
+additionally by alignment and crop size. A second run with the same data and settings loads in seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from keras_landmask.data.align import CROPPERS, Detection, fallback_detection
+from keras_landmask.data.faceset import FaceSet
+from keras_landmask.data.lfw import Sample
+from keras_landmask.io import write_npz
+
+DETECTOR_VERSION = "mtcnn-1.0.0/central-face/v2"
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """RGB ``uint8 [H, W, 3]``, or None when the file cannot be decoded as an image."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def files_key(samples: list[Sample], *settings: object) -> str:
+    """Stable digest of the sample files (name and size) and any settings."""
+    digest = hashlib.sha256(json.dumps([str(s) for s in settings]).encode())
+    for s in samples:
+        digest.update(f"{s.person}/{s.path.name}:{s.path.stat().st_size};".encode())
+    return digest.hexdigest()[:20]
+
+
+def detect_all(samples: list[Sample], make_detector: Callable, cache_dir: Path, batch: int, progress: bool = True):
+    """MTCNN on every file, cached. Returns arrays: readable, found, size [N, 2] (w, h), box [N, 4],
+    landmarks [N, 5, 2], confidence, n_faces."""
+    path = cache_dir / f"detections-{files_key(samples, DETECTOR_VERSION)}.npz"
+    if path.is_file():
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    n = len(samples)
+    out = {
+        "readable": np.zeros(n, bool),
+        "found": np.zeros(n, bool),
+        "size": np.zeros((n, 2), np.float32),
+        "box": np.zeros((n, 4), np.float32),
+        "landmarks": np.zeros((n, 5, 2), np.float32),
+        "confidence": np.zeros(n, np.float32),
+        "n_faces": np.zeros(n, np.int32),
+    }
+    detector = make_detector()
+    with tqdm(total=n, desc="detect faces (MTCNN)", unit="img", disable=not progress) as bar:
+        for start in range(0, n, batch):
+            indices = range(start, min(n, start + batch))
+            images = {i: read_rgb(samples[i].path) for i in indices}
+            readable = [i for i, image in images.items() if image is not None]
+            for i, det in zip(readable, detector.detect([images[i] for i in readable])):
+                out["readable"][i] = True
+                out["size"][i] = images[i].shape[1], images[i].shape[0]
+                if det is not None:
+                    out["found"][i] = True
+                    out["box"][i], out["landmarks"][i] = det.box, det.landmarks
+                    out["confidence"][i], out["n_faces"][i] = det.confidence, det.n_faces
+            bar.update(len(indices))
+    write_npz(path, **out)
+    return out
+
+
+def build_faceset(
+    samples: list[Sample],
+    people: list[str],
+    alignment: str,
+    height: int,
+    width: int,
+    cache_dir: Path,
+    make_detector: Callable,
+    detect_batch: int = 32,
+    progress: bool = True,
+) -> tuple[FaceSet, list[str], Path]:
+    """Aligned crops of all readable samples, the paths of the unreadable ones (skipped), and the
+    cache file holding the FaceSet."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"faces-{files_key(samples, DETECTOR_VERSION, alignment, height, width)}.npz"
+    if path.is_file():
+        faces = FaceSet.load(path)
+        unreadable = sorted(set(str(s.path) for s in samples) - set(faces.paths.tolist()))
+        return faces, unreadable, path
+    det = detect_all(samples, make_detector, cache_dir, detect_batch, progress)
+    found = det["found"]
+    relative_boxes = det["box"][found] / np.tile(det["size"][found], 2)
+    relative_marks = det["landmarks"][found] / det["size"][found][:, None, :]
+    crop = CROPPERS[alignment]
+    kept, images, marks = [], [], []
+    for i in tqdm(range(len(samples)), desc=f"align ({alignment})", unit="img", disable=not progress):
+        image = read_rgb(samples[i].path) if det["readable"][i] else None
+        if image is None:
+            continue
+        if det["found"][i]:
+            detection = Detection(det["box"][i], det["landmarks"][i], float(det["confidence"][i]), 1)
+        else:
+            detection = fallback_detection(relative_boxes, relative_marks, image.shape)
+        image, landmarks = crop(image, detection, height, width)
+        kept.append(i)
+        images.append(image)
+        marks.append(landmarks)
+    faces = FaceSet(
+        images=np.stack(images) if images else np.zeros((0, height, width, 3), np.uint8),
+        landmarks=np.stack(marks) if marks else np.zeros((0, 5, 2), np.float32),
+        labels=np.array([samples[i].label for i in kept], np.int32),
+        splits=np.array([samples[i].split for i in kept]),
+        paths=np.array([str(samples[i].path) for i in kept]),
+        no_face=~det["found"][kept],
+        multi_face=det["n_faces"][kept] > 1,
+        people=np.array(people),
+    )
+    faces.save(path)
+    unreadable = [str(samples[i].path) for i in range(len(samples)) if not det["readable"][i]]
+    return faces, unreadable, path

@@ -1,0 +1,41 @@
+"""The catalogue of synthetic occlusions by kind, with a uniform call signature.
+
+Every occluder is ``f(image uint8 [H, W, 3], landmarks float32 [5, 2], rng) -> (occluded, true_mask bool [H, W])``.
+Kinds: ``block`` (uniform random intensity on a random region of any layout; mask-generator training),
+``band`` (white full-width band on a random LM2 band; the paper's Table 1 rows), ``face_mask``
+(MaskTheFace template) and ``sunglasses``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from keras_landmask.data.facemask import face_mask, load_mask_templates
+from keras_landmask.data.layouts import Layout
+from keras_landmask.data.occlusions import random_block, white_band
+from keras_landmask.data.sunglasses import sunglasses
+
+Occluder = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def occluder_catalogue(layouts: dict[str, Layout], masks_dir: str | Path) -> dict[str, Occluder]:
+    """One occluder per kind; ``layouts`` must include LM2 (its bands are the Table 1 rows)."""
+    regions = [region for layout in layouts.values() for region in layout.regions]
+    bands = layouts["LM2"].regions
+    templates = load_mask_templates(masks_dir)
+
+    def block(image, landmarks, rng):
+        return random_block(image, regions[rng.integers(len(regions))], rng)
+
+    def band(image, landmarks, rng):
+        return white_band(image, bands[rng.integers(len(bands))])
+
+    def mask(image, landmarks, rng):
+        return face_mask(image, landmarks, templates, rng)
+
+    def glasses(image, landmarks, rng):
+        return sunglasses(image, landmarks, rng)
+
+    return {"block": block, "band": band, "face_mask": mask, "sunglasses": glasses}

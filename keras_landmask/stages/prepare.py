@@ -1,0 +1,136 @@
+"""The ``prepare`` stage: LFW → split → aligned 128x96 crops → landmark layouts → occlusion checks.
+
+Writes to ``runs/<name>/prepare/``: ``split.csv``, ``faces.npz`` (a FaceSet), ``layouts.json``,
+``summary.json``, and the pictures ``layouts.png``, ``occlusions.png``, ``seg_labels.png``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_landmask.data.build import build_faceset
+from keras_landmask.data.faceset import FaceSet
+from keras_landmask.data.layouts import LandmarkStats, Layout, build_layouts, coverage
+from keras_landmask.data.lfw import discover_people, split_people, write_split
+from keras_landmask.data.occluders import occluder_catalogue, occlusion_columns
+from keras_landmask.data.seglabels import mask_iou, segmentation_label
+from keras_landmask.io import write_json
+from keras_landmask.plots import contact_sheet, plot_layouts
+from keras_landmask.stages.context import StageContext
+
+
+def run(context: StageContext) -> dict:
+    """Prepare the data of one run; returns the summary also written to ``summary.json``."""
+    cfg = context.config.data
+    out = context.run.stage_dir("prepare")
+    start = time.perf_counter()
+    people = discover_people(context.data_dir, cfg.min_images, cfg.max_people)
+    samples = split_people(people, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.max_images_per_person)
+    write_split(samples, out / "split.csv")
+
+    def make_detector():
+        from keras_landmask.data.align import FaceDetector
+
+        return FaceDetector(cfg.detect_batch)
+
+    faces, unreadable, cached = build_faceset(
+        samples, list(people), cfg.alignment, cfg.crop_height, cfg.crop_width, context.cache_dir, make_detector,
+        cfg.detect_batch, context.progress,
+    )
+    for path in unreadable:
+        print(f"  skipped unreadable image: {path}")
+    _link_or_copy(cached, out / "faces.npz")
+    align_seconds = time.perf_counter() - start
+
+    train = faces.subset("train")
+    stats = LandmarkStats.from_landmarks(train.landmarks)
+    layouts = build_layouts(stats, cfg.crop_height, cfg.crop_width, context.config.layout)
+    write_json(out / "layouts.json", {name: layout.to_dict() for name, layout in layouts.items()})
+
+    occluders = occluder_catalogue(layouts, context.masks_dir)
+    seg_iou = seg_label_iou(train, occluders, context.config.occlusion.label_samples, context.config.occlusion.seed)
+    draw_pictures(train, layouts, context, out)
+
+    summary = {
+        "alignment": cfg.alignment,
+        "n_people": len(people),
+        "n_images": int(len(faces)),
+        "n_no_face": int(faces.no_face.sum()),
+        "n_multi_face": int(faces.multi_face.sum()),
+        "n_unreadable": len(unreadable),
+        "unreadable": unreadable,
+        "split": {split: int((faces.splits == split).sum()) for split in ("train", "val", "test")},
+        "coverage": {name: coverage(layout, train.landmarks) for name, layout in layouts.items() if name != "grid3x3"},
+        "seg_label_iou": seg_iou,
+        "seconds_align": round(align_seconds, 2),
+    }
+    write_json(out / "summary.json", summary)
+    print_summary(summary)
+    return summary
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Put the cached FaceSet into the run folder without rewriting it (hard link, else copy)."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def seg_label_iou(faces: FaceSet, occluders: dict, samples: int, seed: int) -> dict[str, float]:
+    """Mean IoU between the paper's segmentation labels (|clean − occluded| → threshold → opening, closing)
+    and the true occlusion masks, per occlusion kind, over up to ``samples`` faces."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.permutation(len(faces))[:samples]
+    result = {}
+    for kind, occlude in occluders.items():
+        scores = []
+        for i in chosen:
+            occluded, truth = occlude(faces.images[i], faces.landmarks[i], rng)
+            scores.append(mask_iou(segmentation_label(faces.images[i], occluded), truth))
+        result[kind] = round(float(np.mean(scores)), 4) if scores else float("nan")
+    return result
+
+
+def draw_pictures(train: FaceSet, layouts: dict[str, Layout], context: StageContext, out: Path) -> None:
+    """``layouts.png`` (layouts over the mean face and samples), ``occlusions.png`` (every occlusion on
+    several faces) and ``seg_labels.png`` (occluded face, true mask, segmentation label)."""
+    rng = np.random.default_rng(context.config.occlusion.seed)
+    picks = rng.choice(len(train), size=min(4, len(train)), replace=False)
+    mean_face = train.images.astype(np.float32).mean(axis=0)
+    plot_layouts(mean_face, train.images[picks], train.landmarks[picks], layouts, out / "layouts.png")
+
+    columns = occlusion_columns(layouts, context.masks_dir)
+    grid, seg_rows = [], []
+    for i in picks:
+        image, marks = train.images[i], train.landmarks[i]
+        row = [image]
+        for title, occlude in columns:
+            occluded, truth = occlude(image, marks, np.random.default_rng([context.config.occlusion.seed, int(i)]))
+            row.append(occluded)
+            if title in ("face mask surgical", "sunglasses round", "band eyes"):
+                seg_rows.append([occluded, truth, segmentation_label(image, occluded)])
+        grid.append(row)
+    contact_sheet(grid, ["clean"] + [title for title, _ in columns], out / "occlusions.png")
+    contact_sheet(seg_rows, ["occluded", "true mask", "seg label"], out / "seg_labels.png")
+
+
+def print_summary(summary: dict) -> None:
+    print(
+        f"  {summary['n_people']} people, {summary['n_images']} images "
+        f"(train {summary['split']['train']} / val {summary['split']['val']} / test {summary['split']['test']}), "
+        f"alignment '{summary['alignment']}'"
+    )
+    print(
+        f"  no face found: {summary['n_no_face']} (centred fallback crop), several faces: {summary['n_multi_face']} "
+        f"(nearest the centre kept), unreadable: {summary['n_unreadable']}"
+    )
+    for layout, regions in summary["coverage"].items():
+        print(f"  {layout} landmark coverage: " + ", ".join(f"{k} {v:.1%}" for k, v in regions.items()))
+    print("  seg-label IoU vs true mask: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["seg_label_iou"].items()))
+    print("  written: split.csv, faces.npz, layouts.json, summary.json, layouts.png, occlusions.png, seg_labels.png")
