@@ -12,10 +12,10 @@ from typing import Callable
 
 import numpy as np
 
-from keras_landmask.data.facemask import face_mask, load_mask_templates
+from keras_landmask.data.facemask import face_mask, load_mask_templates, mask_kinds
 from keras_landmask.data.layouts import Layout
 from keras_landmask.data.occlusions import random_block, white_band
-from keras_landmask.data.sunglasses import sunglasses
+from keras_landmask.data.sunglasses import STYLES, sunglasses
 
 Occluder = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
@@ -39,3 +39,21 @@ def occluder_catalogue(layouts: dict[str, Layout], masks_dir: str | Path) -> dic
         return sunglasses(image, landmarks, rng)
 
     return {"block": block, "band": band, "face_mask": mask, "sunglasses": glasses}
+
+
+def occlusion_columns(layouts: dict[str, Layout], masks_dir: str | Path) -> list[tuple[str, Occluder]]:
+    """Every variant by name, for contact sheets: each LM2 band, a block on an LM1 box and on the central
+    grid cell, each face mask type, each sunglasses style."""
+    templates = load_mask_templates(masks_dir)
+    columns: list[tuple[str, Occluder]] = []
+    for band in layouts["LM2"].regions:
+        columns.append((f"band {band.name}", lambda image, marks, rng, band=band: white_band(image, band)))
+    for layout, index in (("LM1", 0), ("LM1", 3), ("grid3x3", 4)):
+        region = layouts[layout].regions[index]
+        title = f"block {layout} {region.name}"
+        columns.append((title, lambda image, marks, rng, region=region: random_block(image, region, rng)))
+    for kind in mask_kinds(templates):
+        columns.append((f"face mask {kind}", lambda image, marks, rng, kind=kind: face_mask(image, marks, templates, rng, kind)))
+    for style in STYLES:
+        columns.append((f"sunglasses {style}", lambda image, marks, rng, style=style: sunglasses(image, marks, rng, style)))
+    return columns

@@ -1,0 +1,89 @@
+"""The CLI ``python -m keras_landmask.train``: the prepare stage end to end, reruns and error messages."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_landmask.data.faceset import FaceSet
+from keras_landmask.train import main
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, lfw_root, masks_dir):
+    root = tmp_path_factory.mktemp("cli")
+    args = ["--data", str(lfw_root), "--run", "smoke", "--profile", "smoke", "--stages", "prepare",
+            "--runs-dir", str(root / "runs"), "--cache-dir", str(root / "cache"), "--no-progress",
+            "--set", f"occlusion.masks_dir={masks_dir}"]
+    assert main(args) == 0
+    return root / "runs" / "smoke", args
+
+
+def test_prepare_writes_summary_faces_and_pictures(smoke_run):
+    run, _ = smoke_run
+    out = run / "prepare"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_people"] == 4
+    assert summary["n_images"] + summary["n_unreadable"] == 48
+    for key in ("n_no_face", "n_multi_face", "n_unreadable"):
+        assert isinstance(summary[key], int)
+    assert set(summary["coverage"]) == {"LM1", "LM2"}
+    assert 0.5 < summary["coverage"]["LM2"]["all"] <= 1.0
+    assert set(summary["seg_label_iou"]) == {"block", "band", "face_mask", "sunglasses"}
+    faces = FaceSet.load(out / "faces.npz")
+    assert faces.images.shape == (summary["n_images"], 128, 96, 3)
+    assert set(np.unique(faces.splits)) == {"train", "val", "test"}
+    layouts = json.loads((out / "layouts.json").read_text())
+    assert set(layouts) == {"LM1", "LM2", "grid3x3"}
+    for picture in ("layouts.png", "occlusions.png", "seg_labels.png"):
+        assert (out / picture).stat().st_size > 10_000
+    assert (run / "config.yaml").is_file() and (out / "DONE.json").is_file()
+
+
+def test_rerun_skips_and_force_redoes(smoke_run, capsys):
+    _, args = smoke_run
+    assert main(args) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert main(args + ["--force"]) == 0
+    assert "[prepare] running" in capsys.readouterr().out
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "keras_landmask.train", *args], capture_output=True, text=True)
+
+
+def test_help_explains_the_stages():
+    result = _cli("--help")
+    assert result.returncode == 0
+    assert "--stages" in result.stdout and "prepare" in result.stdout and "smoke" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--data", "/no/such/folder"], "data folder '/no/such/folder' does not exist"),
+        (["--profile", "huge"], "unknown profile 'huge'"),
+        (["--stages", "prepare,dance"], "unknown stage(s) dance"),
+        (["--set", "data.max_people=500"], "500 were asked for"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(tmp_path, lfw_root, extra, message):
+    args = ["--data", str(lfw_root), "--runs-dir", str(tmp_path), "--stages", "prepare", *extra]
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert message in result.stderr
+
+
+def test_empty_data_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "data").mkdir()
+    result = _cli("--data", str(tmp_path / "data"), "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "holds no person folders" in result.stderr
+
+
+def test_no_data_flag_says_what_to_pass(tmp_path, monkeypatch):
+    monkeypatch.delenv("LANDMASK_DATA", raising=False)
+    result = _cli("--runs-dir", str(tmp_path))
+    assert result.returncode == 2 and "pass --data DIR" in result.stderr
