@@ -66,6 +66,7 @@ def test_help_explains_the_stages():
         (["--profile", "huge"], "unknown profile 'huge'"),
         (["--stages", "prepare,dance"], "unknown stage(s) dance"),
         (["--set", "data.max_people=500"], "500 were asked for"),
+        (["--set", "occlusion.masks_dir=/no/masks"], "no masks.cfg in /no/masks"),
     ],
 )
 def test_errors_are_one_line_without_traceback(tmp_path, lfw_root, extra, message):

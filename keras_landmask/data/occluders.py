@@ -7,12 +7,11 @@ Kinds: ``block`` (uniform random intensity on a random region of any layout; mas
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from keras_landmask.data.facemask import face_mask, load_mask_templates, mask_kinds
+from keras_landmask.data.facemask import MaskTemplate, face_mask, mask_kinds
 from keras_landmask.data.layouts import Layout
 from keras_landmask.data.occlusions import random_block, white_band
 from keras_landmask.data.sunglasses import STYLES, sunglasses
@@ -20,11 +19,11 @@ from keras_landmask.data.sunglasses import STYLES, sunglasses
 Occluder = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
 
-def occluder_catalogue(layouts: dict[str, Layout], masks_dir: str | Path) -> dict[str, Occluder]:
-    """One occluder per kind; ``layouts`` must include LM2 (its bands are the Table 1 rows)."""
+def occluder_catalogue(layouts: dict[str, Layout], templates: dict[str, MaskTemplate]) -> dict[str, Occluder]:
+    """One occluder per kind; ``layouts`` must include LM2 (its bands are the Table 1 rows),
+    ``templates`` come from ``facemask.load_mask_templates``."""
     regions = [region for layout in layouts.values() for region in layout.regions]
     bands = layouts["LM2"].regions
-    templates = load_mask_templates(masks_dir)
 
     def block(image, landmarks, rng):
         return random_block(image, regions[rng.integers(len(regions))], rng)
@@ -41,19 +40,18 @@ def occluder_catalogue(layouts: dict[str, Layout], masks_dir: str | Path) -> dic
     return {"block": block, "band": band, "face_mask": mask, "sunglasses": glasses}
 
 
-def occlusion_columns(layouts: dict[str, Layout], masks_dir: str | Path) -> list[tuple[str, Occluder]]:
-    """Every variant by name, for contact sheets: each LM2 band, a block on an LM1 box and on the central
-    grid cell, each face mask type, each sunglasses style."""
-    templates = load_mask_templates(masks_dir)
+def occlusion_columns(layouts: dict[str, Layout], templates: dict[str, MaskTemplate]) -> list[tuple[str, Occluder]]:
+    """Every variant by title ("kind\\nvariant"), for contact sheets: each LM2 band, a block on two LM1 boxes
+    and on the central grid cell, each face mask type, each sunglasses style."""
     columns: list[tuple[str, Occluder]] = []
     for band in layouts["LM2"].regions:
-        columns.append((f"band {band.name}", lambda image, marks, rng, band=band: white_band(image, band)))
+        columns.append((f"band\n{band.name}", lambda image, marks, rng, band=band: white_band(image, band)))
     for layout, index in (("LM1", 0), ("LM1", 3), ("grid3x3", 4)):
         region = layouts[layout].regions[index]
-        title = f"block {layout} {region.name}"
+        title = f"block\n{layout} {region.name}"
         columns.append((title, lambda image, marks, rng, region=region: random_block(image, region, rng)))
     for kind in mask_kinds(templates):
-        columns.append((f"face mask {kind}", lambda image, marks, rng, kind=kind: face_mask(image, marks, templates, rng, kind)))
+        columns.append((f"face mask\n{kind}", lambda image, marks, rng, kind=kind: face_mask(image, marks, templates, rng, kind)))
     for style in STYLES:
-        columns.append((f"sunglasses {style}", lambda image, marks, rng, style=style: sunglasses(image, marks, rng, style)))
+        columns.append((f"sunglasses\n{style}", lambda image, marks, rng, style=style: sunglasses(image, marks, rng, style)))
     return columns

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_landmask.data.build import build_faceset
+from keras_landmask.data.facemask import load_mask_templates
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.layouts import LandmarkStats, Layout, build_layouts, coverage
 from keras_landmask.data.lfw import discover_people, split_people, write_split
@@ -29,6 +30,7 @@ def run(context: StageContext) -> dict:
     out = context.run.stage_dir("prepare")
     start = time.perf_counter()
     people = discover_people(context.data_dir, cfg.min_images, cfg.max_people)
+    templates = load_mask_templates(context.masks_dir)  # before the slow work, so a bad folder fails fast
     samples = split_people(people, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.max_images_per_person)
     write_split(samples, out / "split.csv")
 
@@ -51,9 +53,9 @@ def run(context: StageContext) -> dict:
     layouts = build_layouts(stats, cfg.crop_height, cfg.crop_width, context.config.layout)
     write_json(out / "layouts.json", {name: layout.to_dict() for name, layout in layouts.items()})
 
-    occluders = occluder_catalogue(layouts, context.masks_dir)
+    occluders = occluder_catalogue(layouts, templates)
     seg_iou = seg_label_iou(train, occluders, context.config.occlusion.label_samples, context.config.occlusion.seed)
-    draw_pictures(train, layouts, context, out)
+    draw_pictures(train, layouts, occlusion_columns(layouts, templates), context.config.occlusion.seed, out)
 
     summary = {
         "alignment": cfg.alignment,
@@ -97,23 +99,23 @@ def seg_label_iou(faces: FaceSet, occluders: dict, samples: int, seed: int) -> d
     return result
 
 
-def draw_pictures(train: FaceSet, layouts: dict[str, Layout], context: StageContext, out: Path) -> None:
-    """``layouts.png`` (layouts over the mean face and samples), ``occlusions.png`` (every occlusion on
-    several faces) and ``seg_labels.png`` (occluded face, true mask, segmentation label)."""
-    rng = np.random.default_rng(context.config.occlusion.seed)
+def draw_pictures(train: FaceSet, layouts: dict[str, Layout], columns: list, seed: int, out: Path) -> None:
+    """``layouts.png`` (layouts over the mean face and samples), ``occlusions.png`` (every occlusion of
+    ``columns`` on several faces) and ``seg_labels.png`` (occluded face, true mask, segmentation label)."""
+    rng = np.random.default_rng(seed)
     picks = rng.choice(len(train), size=min(4, len(train)), replace=False)
     mean_face = train.images.astype(np.float32).mean(axis=0)
     plot_layouts(mean_face, train.images[picks], train.landmarks[picks], layouts, out / "layouts.png")
 
-    columns = occlusion_columns(layouts, context.masks_dir)
+    first_of_kind = {title.split("\n")[0]: title for title, _ in reversed(columns)}.values()
     grid, seg_rows = [], []
     for i in picks:
         image, marks = train.images[i], train.landmarks[i]
         row = [image]
         for title, occlude in columns:
-            occluded, truth = occlude(image, marks, np.random.default_rng([context.config.occlusion.seed, int(i)]))
+            occluded, truth = occlude(image, marks, np.random.default_rng([seed, int(i)]))
             row.append(occluded)
-            if title in ("face mask surgical", "sunglasses round", "band eyes"):
+            if title in first_of_kind:
                 seg_rows.append([occluded, truth, segmentation_label(image, occluded)])
         grid.append(row)
     contact_sheet(grid, ["clean"] + [title for title, _ in columns], out / "occlusions.png")
