@@ -21,14 +21,17 @@ from keras_landmask.errors import LandmaskError
 ANCHOR_NAMES = ("a", "b", "c", "d", "e", "f")
 TURN_SUFFIXES = ("_left", "_right")
 
-# Face shape. Widths are in frontal inter-ocular distances (the head is a vertical cylinder of
-# radius CHEEK_HALF_WIDTH behind the eye midpoint); drops are in eye-to-mouth distances below the mouth.
-CHEEK_HALF_WIDTH = 1.0  # a, c
-JAW_HALF_WIDTH = 0.85  # d, f
+# Face shape, horizontally in inter-ocular distances (iod) along the eye line, vertically in eye-to-mouth
+# distances below the mouth. A turned head shifts the face's axis opposite to the nose (less than a
+# cylinder would: heads are flatter), and the contour never comes closer to the nose or mouth corners
+# than CONTOUR_MARGIN, which keeps the far side of a turned face covered.
+CHEEK_HALF_WIDTH = 1.05  # a, c: face contour at nose-tip height, from the face's axis
+JAW_HALF_WIDTH = 0.9  # d, f: jaw at bottom-lip height
+AXIS_SHIFT = 0.75  # axis offset per unit of head_turn
+CONTOUR_MARGIN = 0.3  # iod
 BOTTOM_LIP_DROP = 0.15  # d, f
 CHIN_DROP = 0.6  # e
-NOSE_DEPTH = 0.6  # nose tip in front of the eye midpoint, in frontal inter-ocular distances
-TURN_THRESHOLD = 0.15  # |head_turn| above which the turned template is used (about 14 degrees of yaw)
+TURN_THRESHOLD = 0.15  # |head_turn| above which the turned template is used (roughly 15 degrees of yaw)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -77,30 +80,30 @@ def head_turn(landmarks: np.ndarray) -> float:
 
 def face_points(landmarks: np.ndarray) -> np.ndarray:
     """The six MaskTheFace face points a..f, float32 [6, 2] (x, y) in crop pixels, from landmarks [5, 2]."""
-    left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(landmarks, np.float64)
+    landmarks = np.asarray(landmarks, np.float64)
+    left_eye, right_eye = landmarks[:2]
     eye_mid = (left_eye + right_eye) / 2
     iod = np.linalg.norm(right_eye - left_eye)
     across = (right_eye - left_eye) / iod  # along the eye line: roll
     down = np.array([-across[1], across[0]])  # toward the mouth
-    nose_x, nose_y = (nose - eye_mid) @ across, (nose - eye_mid) @ down
-    mouth_mid = (mouth_left + mouth_right) / 2
-    mouth_x, mouth_y = (mouth_mid - eye_mid) @ across, (mouth_mid - eye_mid) @ down
+    x, y = np.stack([across, down]) @ (landmarks - eye_mid).T / iod  # face frame, in iod
+    nose_x, nose_y = x[2], y[2]
+    mouth_x, mouth_y = x[3:].mean(), y[3:].mean()
 
-    tan_yaw = nose_x / iod / NOSE_DEPTH
-    cos_yaw = 1 / np.hypot(1, tan_yaw)
-    frontal_iod = iod / cos_yaw
-    axis = -CHEEK_HALF_WIDTH * frontal_iod * tan_yaw * cos_yaw  # the head's axis, seen turned by the yaw
-    cheek, jaw = CHEEK_HALF_WIDTH * frontal_iod, JAW_HALF_WIDTH * frontal_iod
+    axis = -AXIS_SHIFT * nose_x
+    inner_left, inner_right = x[2:].min() - CONTOUR_MARGIN, x[2:].max() + CONTOUR_MARGIN
+    cheek_left, cheek_right = min(axis - CHEEK_HALF_WIDTH, inner_left), max(axis + CHEEK_HALF_WIDTH, inner_right)
+    jaw_left, jaw_right = min(axis - JAW_HALF_WIDTH, inner_left), max(axis + JAW_HALF_WIDTH, inner_right)
     lip_y, chin_y = mouth_y * (1 + BOTTOM_LIP_DROP), mouth_y * (1 + CHIN_DROP)
     offsets = np.array([
-        [axis - cheek, nose_y],  # a
+        [cheek_left, nose_y],  # a
         [nose_x / 2, nose_y / 2],  # b
-        [axis + cheek, nose_y],  # c
-        [axis - jaw, lip_y],  # d
+        [cheek_right, nose_y],  # c
+        [jaw_left, lip_y],  # d
         [mouth_x, chin_y],  # e
-        [axis + jaw, lip_y],  # f
+        [jaw_right, lip_y],  # f
     ])
-    return (eye_mid + offsets[:, :1] * across + offsets[:, 1:] * down).astype(np.float32)
+    return (eye_mid + iod * (offsets[:, :1] * across + offsets[:, 1:] * down)).astype(np.float32)
 
 
 def template_name(kind: str, turn: float, templates: dict[str, MaskTemplate]) -> str:

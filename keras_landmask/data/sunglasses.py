@@ -34,20 +34,20 @@ class Style:
 
 
 STYLES = {
-    "round": Style(half_width=0.37, half_height=0.35, squareness=2.0, flare=0.0, droop=0.0, frame=0.05),
-    "wayfarer": Style(half_width=0.43, half_height=0.29, squareness=4.0, flare=0.15, droop=0.0, frame=0.09),
-    "aviator": Style(half_width=0.44, half_height=0.31, squareness=2.4, flare=0.05, droop=0.5, frame=0.035),
+    "round": Style(half_width=0.37, half_height=0.35, squareness=2.0, flare=0.0, droop=0.0, frame=0.04),
+    "wayfarer": Style(half_width=0.41, half_height=0.28, squareness=4.0, flare=0.12, droop=0.0, frame=0.07),
+    "aviator": Style(half_width=0.44, half_height=0.3, squareness=2.4, flare=0.05, droop=0.35, frame=0.03),
 }
 
 
 def lens_outline(style: Style) -> np.ndarray:
-    """Lens outline float [OUTLINE_POINTS, 2] (outward, down) in iod around the lens centre; outward = toward the temple."""
+    """Lens outline float [OUTLINE_POINTS, 2] as (outward, down) in iod from the lens centre; outward = to the temple."""
     angle = np.linspace(0, 2 * np.pi, OUTLINE_POINTS, endpoint=False)
     power = 2 / style.squareness
     x = np.sign(np.cos(angle)) * np.abs(np.cos(angle)) ** power
     y = np.sign(np.sin(angle)) * np.abs(np.sin(angle)) ** power
     x = x * (1 + style.flare * np.clip(-y, 0, 1))
-    y = np.where(y > 0, y * (1 + style.droop * np.clip(-x, 0, 1)), y)
+    y = np.where(y > 0, y * (1 + style.droop * (1 - x) / 2), y)
     return np.stack([x * style.half_width, y * style.half_height], axis=-1)
 
 
@@ -78,7 +78,7 @@ def sunglasses(
     outer = [lens[np.argmax(lens @ across * sign)] for lens, sign in zip(lenses, (-1, 1))]
     lift = -0.25 * shape.half_height * iod * down  # bridge and arms sit above the lens middle
     bridge = [inner[0] + lift, (inner[0] + inner[1]) / 2 + 2 * lift, inner[1] + lift]
-    temples = [[point + lift, point + lift + sign * TEMPLE_LENGTH * iod * across] for point, sign in zip(outer, (-1, 1))]
+    temples = [[end + lift, end + lift + sign * TEMPLE_LENGTH * iod * across] for end, sign in zip(outer, (-1, 1))]
 
     height, width = image.shape[:2]
     thickness = max(1, round(shape.frame * iod))
