@@ -107,19 +107,23 @@ def draw_pictures(train: FaceSet, layouts: dict[str, Layout], columns: list, see
     mean_face = train.images.astype(np.float32).mean(axis=0)
     plot_layouts(mean_face, train.images[picks], train.landmarks[picks], layouts, out / "layouts.png")
 
-    first_of_kind = {title.split("\n")[0]: title for title, _ in reversed(columns)}.values()
+    first_of_kind: dict[str, str] = {}  # kind -> title of its first column, in column order
+    for title, _ in columns:
+        first_of_kind.setdefault(title.split("\n")[0], title)
     grid, seg_rows = [], []
     for i in picks:
         image, marks = train.images[i], train.landmarks[i]
-        row = [image]
+        row, seg_row = [image], []
         for title, occlude in columns:
             occluded, truth = occlude(image, marks, np.random.default_rng([seed, int(i)]))
             row.append(occluded)
-            if title in first_of_kind:
-                seg_rows.append([occluded, truth, segmentation_label(image, occluded)])
+            if title in first_of_kind.values():
+                seg_row += [occluded, truth, segmentation_label(image, occluded)]
         grid.append(row)
+        seg_rows.append(seg_row)
     contact_sheet(grid, ["clean"] + [title for title, _ in columns], out / "occlusions.png")
-    contact_sheet(seg_rows, ["occluded", "true mask", "seg label"], out / "seg_labels.png")
+    seg_titles = [f"{kind}\n{part}" for kind in first_of_kind for part in ("occluded", "true mask", "seg label")]
+    contact_sheet(seg_rows, seg_titles, out / "seg_labels.png")
 
 
 def print_summary(summary: dict) -> None:
