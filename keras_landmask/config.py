@@ -54,6 +54,32 @@ class LayoutConfig:
 
 
 @dataclasses.dataclass
+class ModelConfig:
+    """The recognizer: ResNet34 trunk width, embedding head and CosFace margin (paper §4.3)."""
+
+    base_width: int = 32  # ResNet34 stage-1 width; 64 is the paper's network
+    embedding_dim: int = 512
+    dropout: float = 0.4
+    cosface_scale: float = 64.0
+    cosface_margin: float = 0.35
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Schedule of the base recognizer (AdamW, linear warm-up then cosine decay)."""
+
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 2e-3  # peak, after warm-up
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 2
+    patience: int = 10  # epochs without a better validation rank-1 before stopping
+    eval_every: int = 1  # epochs between validation rank-1 evaluations
+    occlusion_augment: float = 0.0  # probability that a training image gets a random synthetic occlusion
+    seed: int = 42
+
+
+@dataclasses.dataclass
 class Config:
     """The whole resolved configuration of one run."""
 
@@ -61,6 +87,8 @@ class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     occlusion: OcclusionConfig = dataclasses.field(default_factory=OcclusionConfig)
     layout: LayoutConfig = dataclasses.field(default_factory=LayoutConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -72,9 +100,14 @@ class Config:
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"data": {"max_people": 4, "max_images_per_person": 12}, "occlusion": {"label_samples": 24}},
+    "smoke": {
+        "data": {"max_people": 4, "max_images_per_person": 12},
+        "occlusion": {"label_samples": 24},
+        "model": {"base_width": 8, "embedding_dim": 64},
+        "train": {"epochs": 8, "batch_size": 16, "warmup_epochs": 0, "learning_rate": 1e-3, "patience": 8},
+    },
     "fast": {},
-    "paper": {},
+    "paper": {"model": {"base_width": 64}, "train": {"epochs": 30, "eval_every": 2}},
 }
 
 

@@ -6,21 +6,23 @@ Each stage writes its outputs and a completion marker; a rerun skips finished st
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 from keras_landmask.config import PROFILES, load_config, save_config
 from keras_landmask.errors import LandmaskError
 from keras_landmask.runs import RunFolder
-from keras_landmask.stages import prepare
 from keras_landmask.stages.context import StageContext
 
-# Stage name -> (runner, config sections whose change invalidates the stage's result), in pipeline order.
-STAGES: dict[str, tuple[Callable[[StageContext], dict], tuple[str, ...]]] = {
-    "prepare": (prepare.run, ("data", "occlusion", "layout")),
+# Stage name (module keras_landmask.stages.<name>, with a ``run(context) -> dict``) -> the config sections
+# whose change invalidates its result; in pipeline order. Modules load only when their stage runs, so
+# --help and argument errors answer without importing TensorFlow.
+STAGES: dict[str, tuple[str, ...]] = {
+    "prepare": ("data", "occlusion", "layout"),
+    "base": ("data", "occlusion", "layout", "model", "train"),
 }
 
 
@@ -71,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where slow intermediate results (face detections, crops) are cached "
         "(default: $LANDMASK_CACHE or ~/.cache/keras-landmask)",
     )
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        choices=("default", "mirrored", "multiworker"),
+        help="tf.distribute strategy for training: default (one device), mirrored (all local GPUs), "
+        "multiworker (several machines; set TF_CONFIG on each and run the same command)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars (e.g. in logs)")
     return parser
 
@@ -98,11 +107,11 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
         data_dir=Path(args.data),
         cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
         progress=not args.no_progress,
+        strategy=args.strategy,
     )
     summaries = {}
     for name in stages:
-        runner, sections = STAGES[name]
-        digest = config.section_digest(*sections)
+        digest = config.section_digest(*STAGES[name])
         if not args.force and run.is_done(name, digest):
             print(f"[{name}] already finished in {run.root / name} (use --force to redo)")
             summaries[name] = {"skipped": True}
@@ -110,7 +119,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
         run.clear(name)
         print(f"[{name}] running (profile {config.profile}) -> {run.root / name}")
         start = time.perf_counter()
-        summaries[name] = runner(context)
+        summaries[name] = importlib.import_module(f"keras_landmask.stages.{name}").run(context)
         run.mark_done(name, digest, time.perf_counter() - start)
         print(f"[{name}] done in {time.perf_counter() - start:.1f} s")
     return summaries

@@ -1,4 +1,5 @@
 """The CLI ``python -m keras_landmask.train``: the prepare stage end to end, reruns and error messages."""
+import csv
 import json
 import subprocess
 import sys
@@ -88,3 +89,37 @@ def test_no_data_flag_says_what_to_pass(tmp_path, monkeypatch):
     monkeypatch.delenv("LANDMASK_DATA", raising=False)
     result = _cli("--runs-dir", str(tmp_path))
     assert result.returncode == 2 and "pass --data DIR" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke_base(smoke_run):
+    run, args = smoke_run
+    stage_args = [a if a != "prepare" else "base" for a in args]
+    assert main(stage_args) == 0
+    return run / "base"
+
+
+def test_base_smoke_run_lowers_the_loss_and_writes_model_and_metrics(smoke_base):
+    rows = list(csv.DictReader((smoke_base / "log.csv").open()))
+    assert len(rows) >= 2
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    metrics = json.loads((smoke_base / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert 0.0 <= metrics[split]["rank1"] <= metrics[split]["rank5"] <= 1.0
+    assert metrics["parameters"] > 0
+    assert (smoke_base / "model.keras").is_file() and not (smoke_base / "backup").exists()
+    per_identity = list(csv.DictReader((smoke_base / "per_identity.csv").open()))
+    assert {r["split"] for r in per_identity} == {"val", "test"}
+
+
+def test_base_metrics_match_the_saved_model(smoke_base, smoke_run):
+    from keras_landmask.data.pipeline import embed
+    from keras_landmask.evaluate import identify
+    from keras_landmask.models.recognizer import load_recognizer
+
+    faces = FaceSet.load(smoke_run[0] / "prepare" / "faces.npz")
+    train, test = faces.subset("train"), faces.subset("test")
+    embedder = load_recognizer(smoke_base / "model.keras").embedder
+    result = identify(embed(embedder, train.images), train.labels, embed(embedder, test.images), test.labels)
+    metrics = json.loads((smoke_base / "metrics.json").read_text())
+    assert result.rank1 == pytest.approx(metrics["test"]["rank1"])

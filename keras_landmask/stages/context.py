@@ -15,6 +15,7 @@ class StageContext:
     data_dir: Path
     cache_dir: Path
     progress: bool = True
+    strategy: str = "default"  # tf.distribute strategy name, see keras_landmask.distribute
 
     @property
     def masks_dir(self) -> Path:

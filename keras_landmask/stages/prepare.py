@@ -5,6 +5,7 @@ Writes to ``runs/<name>/prepare/``: ``split.csv``, ``faces.npz`` (a FaceSet), ``
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -19,6 +20,7 @@ from keras_landmask.data.layouts import LandmarkStats, Layout, build_layouts, co
 from keras_landmask.data.lfw import discover_people, split_people, write_split
 from keras_landmask.data.occluders import occluder_catalogue, occlusion_columns
 from keras_landmask.data.seglabels import mask_iou, segmentation_label
+from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_json
 from keras_landmask.plots import contact_sheet, plot_layouts
 from keras_landmask.stages.context import StageContext
@@ -140,3 +142,21 @@ def print_summary(summary: dict) -> None:
         print(f"  {layout} landmark coverage: " + ", ".join(f"{k} {v:.1%}" for k, v in regions.items()))
     print("  seg-label IoU vs true mask: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["seg_label_iou"].items()))
     print("  written: split.csv, faces.npz, layouts.json, summary.json, layouts.png, occlusions.png, seg_labels.png")
+
+
+def prepared_faces(context: StageContext) -> FaceSet:
+    """The FaceSet the prepare stage wrote for this run."""
+    return FaceSet.load(context.run.root / "prepare" / "faces.npz")
+
+
+def prepared_layouts(context: StageContext) -> dict[str, Layout]:
+    """The region layouts the prepare stage wrote for this run."""
+    path = context.run.root / "prepare" / "layouts.json"
+    if not path.is_file():
+        raise LandmaskError(f"'{path}' not found; run the 'prepare' stage first")
+    return {name: Layout.from_dict(data) for name, data in json.loads(path.read_text()).items()}
+
+
+def prepared_occluders(context: StageContext) -> dict:
+    """The occluder catalogue over this run's layouts and the MaskTheFace templates."""
+    return occluder_catalogue(prepared_layouts(context), load_mask_templates(context.masks_dir))

@@ -1,0 +1,115 @@
+"""The ``base`` stage: train ResNet34 + CosFace on the train split, select by validation rank-1,
+and report rank-1 / rank-5 on val and test (gallery = train split, paper §4.3, §5.1).
+
+Writes to ``runs/<name>/base/``: ``model.keras`` (best on val rank-1), ``log.csv`` (per epoch),
+``metrics.json``, ``per_identity.csv``, and ``backup/`` while training (resume after a crash).
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+
+import keras
+import numpy as np
+
+from keras_landmask.callbacks import BestRankOne
+from keras_landmask.data.faceset import FaceSet
+from keras_landmask.data.pipeline import embed, training_dataset
+from keras_landmask.distribute import is_chief, make_strategy
+from keras_landmask.evaluate import identify
+from keras_landmask.io import write_json
+from keras_landmask.models.recognizer import build_recognizer, load_recognizer
+from keras_landmask.stages.context import StageContext
+from keras_landmask.stages.prepare import prepared_faces, prepared_occluders
+
+
+def make_optimizer(train_cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """AdamW with linear warm-up to the peak rate, then cosine decay to zero over the remaining steps."""
+    warmup = train_cfg.warmup_epochs * steps_per_epoch
+    total = train_cfg.epochs * steps_per_epoch
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else train_cfg.learning_rate,
+        decay_steps=max(1, total - warmup),
+        warmup_target=train_cfg.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    return keras.optimizers.AdamW(schedule, weight_decay=train_cfg.weight_decay)
+
+
+def run(context: StageContext) -> dict:
+    cfg, model_cfg, train_cfg = context.config, context.config.model, context.config.train
+    out = context.run.stage_dir("base")
+    faces = prepared_faces(context)
+    train, val, test = (faces.subset(s) for s in ("train", "val", "test"))
+    keras.utils.set_random_seed(train_cfg.seed)
+    chief = is_chief()
+
+    backup = out / "backup"
+    if not backup.exists():  # a fresh start, not a resume: forget the previous attempt's log and best
+        for stale in ("log.csv", "model.keras", "model.keras.best.json"):
+            (out / stale).unlink(missing_ok=True)
+
+    strategy = make_strategy(context.strategy)
+    with strategy.scope():
+        recognizer = build_recognizer(
+            len(faces.people), cfg.data.crop_height, cfg.data.crop_width, model_cfg.base_width,
+            model_cfg.embedding_dim, model_cfg.dropout, model_cfg.cosface_scale, model_cfg.cosface_margin,
+        )
+        steps = len(train) // train_cfg.batch_size
+        recognizer.train_model.compile(
+            optimizer=make_optimizer(train_cfg, steps),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
+        )
+    occluders = prepared_occluders(context) if train_cfg.occlusion_augment > 0 else None
+    dataset = training_dataset(train, train_cfg.batch_size, train_cfg.seed, occluders, train_cfg.occlusion_augment)
+    best = BestRankOne(recognizer.embedder, train, val, out / "model.keras", train_cfg.eval_every,
+                       train_cfg.patience, save=chief)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        best,
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+    ]
+    print(f"  {len(train)} train / {len(val)} val / {len(test)} test images, {len(faces.people)} people, "
+          f"{recognizer.train_model.count_params():,} parameters, strategy '{context.strategy}'")
+    start = time.perf_counter()
+    history = recognizer.train_model.fit(dataset, epochs=train_cfg.epochs, callbacks=callbacks,
+                                         verbose=1 if context.progress else 2)
+    seconds = time.perf_counter() - start
+    if not chief:
+        return {"chief": False}
+    shutil.rmtree(backup, ignore_errors=True)
+
+    model = load_recognizer(out / "model.keras")
+    metrics = evaluate_recognizer(model.embedder, train, {"val": val, "test": test}, out / "per_identity.csv",
+                                  list(faces.people))
+    metrics.update({
+        "best_epoch": best.best_epoch + 1,
+        "epochs_run": len(history.history.get("loss", [])),
+        "train_seconds": round(seconds, 1),
+        "train_images_per_second": round(len(history.history.get("loss", [])) * steps * train_cfg.batch_size
+                                         / max(seconds, 1e-9), 1),
+        "parameters": int(model.train_model.count_params()),
+    })
+    write_json(out / "metrics.json", metrics)
+    print(f"  rank-1 val {metrics['val']['rank1']:.2%} test {metrics['test']['rank1']:.2%}, "
+          f"rank-5 test {metrics['test']['rank5']:.2%} (best epoch {metrics['best_epoch']}, {seconds / 60:.1f} min)")
+    return metrics
+
+
+def evaluate_recognizer(embedder: keras.Model, gallery: FaceSet, probe_sets: dict[str, FaceSet], per_identity_path,
+                        people: list[str]) -> dict:
+    """Rank-1 / rank-5 of each probe set against the gallery; per-identity test accuracy to a CSV."""
+    gallery_embeddings = embed(embedder, gallery.images)
+    metrics, results = {}, {}
+    for name, probes in probe_sets.items():
+        results[name] = identify(gallery_embeddings, gallery.labels, embed(embedder, probes.images), probes.labels)
+        metrics[name] = results[name].to_dict()
+    with per_identity_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["person", "split", "n_probes", "rank1"])
+        for name, probes in probe_sets.items():
+            for label, accuracy in sorted(results[name].per_identity.items()):
+                writer.writerow([people[label], name, int(np.sum(probes.labels == label)), f"{accuracy:.4f}"])
+    return metrics
