@@ -74,7 +74,7 @@ def run(context: StageContext) -> dict:
     print(f"  {len(train)} train / {len(val)} val / {len(test)} test images, {len(faces.people)} people, "
           f"{recognizer.train_model.count_params():,} parameters, strategy '{context.strategy}'")
     start = time.perf_counter()
-    history = recognizer.train_model.fit(dataset, epochs=train_cfg.epochs, callbacks=callbacks,
+    history = recognizer.train_model.fit(dataset, epochs=train_cfg.epochs, callbacks=callbacks, shuffle=False,
                                          verbose=1 if context.progress else 2)
     seconds = time.perf_counter() - start
     if not chief:
