@@ -25,11 +25,12 @@ def main() -> int:
     parser.add_argument("--occlusion-augment", type=float, default=0.0,
                         help="probability of a synthetic occlusion per training image (default: 0, off)")
     parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--run", help="run name (default: bench-<profile>[-occ<p>]); an existing finished run is reused")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the JSON and Markdown results")
     parser.add_argument("--force", action="store_true", help="retrain even if the run folder has a finished model")
     args = parser.parse_args()
 
-    name = f"bench-{args.profile}" + (f"-occ{args.occlusion_augment:g}" if args.occlusion_augment else "")
+    name = args.run or f"bench-{args.profile}" + (f"-occ{args.occlusion_augment:g}" if args.occlusion_augment else "")
     command = [sys.executable, "-m", "keras_landmask.train", "--data", args.data, "--profile", args.profile,
                "--run", name, "--runs-dir", args.runs_dir, "--stages", "prepare,base", "--no-progress",
                "--set", f"train.occlusion_augment={args.occlusion_augment}"] + (["--force"] if args.force else [])

@@ -76,3 +76,21 @@ def _save(fig, path: str | Path) -> Path:
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
+
+
+def plot_training_log(rows: list[dict], path: str | Path) -> Path:
+    """Loss and validation rank-1 per epoch from CSVLogger rows (``epoch``, ``loss``, ``val_rank1``)."""
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, loss_axis = plt.subplots(figsize=(5.5, 3.2))
+    loss_axis.plot(epochs, [float(r["loss"]) for r in rows], color="tab:blue", label="training loss (CosFace)")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("loss", color="tab:blue")
+    rank_axis = loss_axis.twinx()
+    measured = [(e, float(r["val_rank1"])) for e, r in zip(epochs, rows) if r.get("val_rank1") not in (None, "", "nan")]
+    measured = [(e, v) for e, v in measured if v == v]  # drop NaN (epochs without evaluation)
+    if measured:
+        rank_axis.plot(*zip(*measured), "o-", color="tab:orange", ms=3, label="validation rank-1")
+    rank_axis.set_ylabel("validation rank-1", color="tab:orange")
+    rank_axis.set_ylim(0, 1)
+    fig.legend(loc="upper center", fontsize=7, ncol=2, frameon=False)
+    return _save(fig, path)

@@ -108,6 +108,7 @@ def test_base_smoke_run_lowers_the_loss_and_writes_model_and_metrics(smoke_base)
         assert 0.0 <= metrics[split]["rank1"] <= metrics[split]["rank5"] <= 1.0
     assert metrics["parameters"] > 0
     assert (smoke_base / "model.keras").is_file() and not (smoke_base / "backup").exists()
+    assert (smoke_base / "training.png").stat().st_size > 5_000
     per_identity = list(csv.DictReader((smoke_base / "per_identity.csv").open()))
     assert {r["split"] for r in per_identity} == {"val", "test"}
 
@@ -123,3 +124,37 @@ def test_base_metrics_match_the_saved_model(smoke_base, smoke_run):
     result = identify(embed(embedder, train.images), train.labels, embed(embedder, test.images), test.labels)
     metrics = json.loads((smoke_base / "metrics.json").read_text())
     assert result.rank1 == pytest.approx(metrics["test"]["rank1"])
+
+
+def test_interrupted_training_resumes_where_it_stopped(smoke_run, tmp_path, monkeypatch):
+    import shutil
+
+    from keras_landmask.callbacks import BestRankOne
+
+    run, args = smoke_run
+    copy = tmp_path / "runs" / "resume"
+    shutil.copytree(run / "prepare", copy / "prepare")
+    stage_args = [a if a != "prepare" else "base" for a in args]
+    stage_args[stage_args.index("--runs-dir") + 1] = str(tmp_path / "runs")
+    stage_args[stage_args.index("--run") + 1] = "resume"
+    original = BestRankOne.on_epoch_end
+
+    def crash_at_epoch_4(self, epoch, logs=None):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(BestRankOne, "on_epoch_end", crash_at_epoch_4)
+    assert main(stage_args) == 130
+    assert (copy / "base" / "backup").is_dir()
+    monkeypatch.setattr(BestRankOne, "on_epoch_end", original)
+    assert main(stage_args) == 0
+    epochs = [int(r["epoch"]) for r in csv.DictReader((copy / "base" / "log.csv").open())]
+    assert epochs == list(range(8))
+
+
+def test_batch_larger_than_the_train_split_is_a_clear_error(smoke_run, capsys):
+    _, args = smoke_run
+    stage_args = [a if a != "prepare" else "base" for a in args] + ["--set", "train.batch_size=1000", "--force"]
+    assert main(stage_args) == 2
+    assert "fewer than one batch" in capsys.readouterr().err

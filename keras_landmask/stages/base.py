@@ -1,8 +1,8 @@
 """The ``base`` stage: train ResNet34 + CosFace on the train split, select by validation rank-1,
 and report rank-1 / rank-5 on val and test (gallery = train split, paper §4.3, §5.1).
 
-Writes to ``runs/<name>/base/``: ``model.keras`` (best on val rank-1), ``log.csv`` (per epoch),
-``metrics.json``, ``per_identity.csv``, and ``backup/`` while training (resume after a crash).
+Writes to ``runs/<name>/base/``: ``model.keras`` (best on val rank-1), ``log.csv`` and ``training.png``
+(per epoch), ``metrics.json``, ``per_identity.csv``, and ``backup/`` while training (resume after a crash).
 """
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from keras_landmask.callbacks import BestRankOne
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.pipeline import embed, training_dataset
 from keras_landmask.distribute import is_chief, make_strategy
+from keras_landmask.errors import LandmaskError
 from keras_landmask.evaluate import identify
 from keras_landmask.io import write_json
 from keras_landmask.models.recognizer import build_recognizer, load_recognizer
+from keras_landmask.plots import plot_training_log
 from keras_landmask.stages.context import StageContext
 from keras_landmask.stages.prepare import prepared_faces, prepared_occluders
 
@@ -42,6 +44,10 @@ def run(context: StageContext) -> dict:
     out = context.run.stage_dir("base")
     faces = prepared_faces(context)
     train, val, test = (faces.subset(s) for s in ("train", "val", "test"))
+    steps = len(train) // train_cfg.batch_size
+    if steps == 0:
+        raise LandmaskError(f"the train split has {len(train)} images, fewer than one batch "
+                            f"({train_cfg.batch_size}); lower train.batch_size")
     keras.utils.set_random_seed(train_cfg.seed)
     chief = is_chief()
 
@@ -56,7 +62,6 @@ def run(context: StageContext) -> dict:
             len(faces.people), cfg.data.crop_height, cfg.data.crop_width, model_cfg.base_width,
             model_cfg.embedding_dim, model_cfg.dropout, model_cfg.cosface_scale, model_cfg.cosface_margin,
         )
-        steps = len(train) // train_cfg.batch_size
         recognizer.train_model.compile(
             optimizer=make_optimizer(train_cfg, steps),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -66,10 +71,10 @@ def run(context: StageContext) -> dict:
     dataset = training_dataset(train, train_cfg.batch_size, train_cfg.seed, occluders, train_cfg.occlusion_augment)
     best = BestRankOne(recognizer.embedder, train, val, out / "model.keras", train_cfg.eval_every,
                        train_cfg.patience, save=chief)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup)),
+    callbacks = [  # backup last: an epoch counts as done only once it is selected and logged
         best,
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+        keras.callbacks.BackupAndRestore(str(backup)),
     ]
     print(f"  {len(train)} train / {len(val)} val / {len(test)} test images, {len(faces.people)} people, "
           f"{recognizer.train_model.count_params():,} parameters, strategy '{context.strategy}'")
@@ -80,6 +85,7 @@ def run(context: StageContext) -> dict:
     if not chief:
         return {"chief": False}
     shutil.rmtree(backup, ignore_errors=True)
+    plot_training_log(list(csv.DictReader((out / "log.csv").open())), out / "training.png")
 
     model = load_recognizer(out / "model.keras")
     metrics = evaluate_recognizer(model.embedder, train, {"val": val, "test": test}, out / "per_identity.csv",
