@@ -80,6 +80,31 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class PDSNConfig:
+    """Mask-generator training in the PDSN (trunk, head and classifier frozen; PDSN's SGD settings)."""
+
+    layouts: list = dataclasses.field(default_factory=lambda: ["LM1", "LM2", "grid3x3"])
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    difference_weight: float = 10.0  # λ of the feature-difference term
+
+
+@dataclasses.dataclass
+class DictionaryConfig:
+    """Binary masks from averaged generator outputs (paper §3.3): features below the δ-th percentile are dropped."""
+
+    percentile_LM1: float = 20.0
+    percentile_LM2: float = 30.0
+    percentile_grid3x3: float = 25.0
+    samples: int = 1000  # occluded train pairs per region
+
+    def percentile(self, layout: str) -> float:
+        return float(getattr(self, f"percentile_{layout}", 25.0))
+
+
+@dataclasses.dataclass
 class Config:
     """The whole resolved configuration of one run."""
 
@@ -89,6 +114,8 @@ class Config:
     layout: LayoutConfig = dataclasses.field(default_factory=LayoutConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    pdsn: PDSNConfig = dataclasses.field(default_factory=PDSNConfig)
+    dictionary: DictionaryConfig = dataclasses.field(default_factory=DictionaryConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -105,6 +132,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "occlusion": {"label_samples": 24},
         "model": {"base_width": 8, "embedding_dim": 64},
         "train": {"epochs": 8, "batch_size": 16, "warmup_epochs": 0, "learning_rate": 1e-3, "patience": 8},
+        "pdsn": {"epochs": 2, "batch_size": 16},
+        "dictionary": {"samples": 32},
     },
     "fast": {},
     "paper": {"model": {"base_width": 64}, "train": {"epochs": 24, "eval_every": 2}},
@@ -130,6 +159,8 @@ def _convert(value: Any, kind: type, name: str) -> Any:
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
     try:
+        if kind is list and isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
         if kind is bool:
             text = str(value).strip().lower()
             if text not in ("true", "false", "1", "0", "yes", "no"):

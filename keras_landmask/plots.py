@@ -94,3 +94,26 @@ def plot_training_log(rows: list[dict], path: str | Path) -> Path:
     rank_axis.set_ylim(0, 1)
     fig.legend(loc="upper center", fontsize=7, ncol=2, frameon=False)
     return _save(fig, path)
+
+
+def plot_mask_dictionary(masks: np.ndarray, layout: Layout, path: str | Path) -> Path:
+    """Per region: the fraction of channels discarded at each feature-map cell (``masks [R, h, w, C]``, 1 =
+    keep), with the region's box scaled onto the feature map; the title gives the overall fraction."""
+    regions = len(layout.regions)
+    height, width = masks.shape[1:3]
+    fig, axes = plt.subplots(1, regions, figsize=(1.35 * regions, 2.1), squeeze=False)
+    for axis, mask, region in zip(axes[0], masks, layout.regions):
+        shown = axis.imshow(1.0 - mask.mean(axis=-1), vmin=0, vmax=1, cmap="magma")
+        sx, sy = width / layout.width, height / layout.height
+        axis.add_patch(patches.Rectangle((region.x0 * sx - 0.5, region.y0 * sy - 0.5), (region.x1 - region.x0) * sx,
+                                         (region.y1 - region.y0) * sy, fill=False, color="cyan", lw=1.2))
+        axis.set_title(f"{region.name}\n{1 - mask.mean():.0%} dropped", fontsize=7)
+        axis.set_xticks([])
+        axis.set_yticks([])
+    fig.colorbar(shown, ax=axes[0].tolist(), fraction=0.02, label="fraction of channels dropped")
+    fig.suptitle(f"{layout.name} mask dictionary", fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return path

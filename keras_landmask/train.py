@@ -23,6 +23,8 @@ from keras_landmask.stages.context import StageContext
 STAGES: dict[str, tuple[str, ...]] = {
     "prepare": ("data", "occlusion", "layout"),
     "base": ("data", "occlusion", "layout", "model", "train"),
+    "pdsn": ("data", "occlusion", "layout", "model", "train", "pdsn"),
+    "dictionary": ("data", "occlusion", "layout", "model", "train", "pdsn", "dictionary"),
 }
 
 
@@ -108,6 +110,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
         cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
         progress=not args.no_progress,
         strategy=args.strategy,
+        force=args.force,
     )
     summaries = {}
     for name in stages:

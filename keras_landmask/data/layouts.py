@@ -57,6 +57,10 @@ class Layout:
     def region_names(self) -> list[str]:
         return [r.name for r in self.regions]
 
+    def pixel_masks(self) -> np.ndarray:
+        """``float32 [R, height, width]``: 1 inside each region's box, 0 outside."""
+        return np.stack([r.pixel_mask(self.height, self.width) for r in self.regions]).astype(np.float32)
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,

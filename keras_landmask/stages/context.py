@@ -15,6 +15,7 @@ class StageContext:
     data_dir: Path
     cache_dir: Path
     progress: bool = True
+    force: bool = False  # redo work even where a finished result exists
     strategy: str = "default"  # tf.distribute strategy name, see keras_landmask.distribute
 
     @property
