@@ -63,3 +63,33 @@ def aligned_faces(raw_faces):
         "images": np.stack([c[0] for c in crops]),
         "landmarks": np.stack([c[1] for c in crops]).astype(np.float32),
     }
+
+
+def with_stages(args: list[str], stages: str) -> list[str]:
+    """The same CLI arguments with ``--stages`` replaced."""
+    args = list(args)
+    args[args.index("--stages") + 1] = stages
+    return args
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, lfw_root, masks_dir):
+    """A smoke-profile run with the prepare stage done: ``(run folder, CLI arguments)``."""
+    from keras_landmask.train import main
+
+    root = tmp_path_factory.mktemp("cli")
+    args = ["--data", str(lfw_root), "--run", "smoke", "--profile", "smoke", "--stages", "prepare",
+            "--runs-dir", str(root / "runs"), "--cache-dir", str(root / "cache"), "--no-progress",
+            "--set", f"occlusion.masks_dir={masks_dir}"]
+    assert main(args) == 0
+    return root / "runs" / "smoke", args
+
+
+@pytest.fixture(scope="session")
+def smoke_base(smoke_run):
+    """The smoke run's base stage folder, trained."""
+    from keras_landmask.train import main
+
+    run, args = smoke_run
+    assert main(with_stages(args, "base")) == 0
+    return run / "base"

@@ -1,4 +1,4 @@
-"""The CLI ``python -m keras_landmask.train``: the prepare stage end to end, reruns and error messages."""
+"""The CLI ``python -m keras_landmask.train``: prepare and base stages end to end, reruns, resume, errors."""
 import csv
 import json
 import subprocess
@@ -9,16 +9,7 @@ import pytest
 
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.train import main
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, lfw_root, masks_dir):
-    root = tmp_path_factory.mktemp("cli")
-    args = ["--data", str(lfw_root), "--run", "smoke", "--profile", "smoke", "--stages", "prepare",
-            "--runs-dir", str(root / "runs"), "--cache-dir", str(root / "cache"), "--no-progress",
-            "--set", f"occlusion.masks_dir={masks_dir}"]
-    assert main(args) == 0
-    return root / "runs" / "smoke", args
+from tests.conftest import with_stages
 
 
 def test_prepare_writes_summary_faces_and_pictures(smoke_run):
@@ -91,14 +82,6 @@ def test_no_data_flag_says_what_to_pass(tmp_path, monkeypatch):
     assert result.returncode == 2 and "pass --data DIR" in result.stderr
 
 
-@pytest.fixture(scope="module")
-def smoke_base(smoke_run):
-    run, args = smoke_run
-    stage_args = [a if a != "prepare" else "base" for a in args]
-    assert main(stage_args) == 0
-    return run / "base"
-
-
 def test_base_smoke_run_lowers_the_loss_and_writes_model_and_metrics(smoke_base):
     rows = list(csv.DictReader((smoke_base / "log.csv").open()))
     assert len(rows) >= 2
@@ -134,7 +117,7 @@ def test_interrupted_training_resumes_where_it_stopped(smoke_run, tmp_path, monk
     run, args = smoke_run
     copy = tmp_path / "runs" / "resume"
     shutil.copytree(run / "prepare", copy / "prepare")
-    stage_args = [a if a != "prepare" else "base" for a in args]
+    stage_args = with_stages(args, "base")
     stage_args[stage_args.index("--runs-dir") + 1] = str(tmp_path / "runs")
     stage_args[stage_args.index("--run") + 1] = "resume"
     original = BestRankOne.on_epoch_end
@@ -155,6 +138,6 @@ def test_interrupted_training_resumes_where_it_stopped(smoke_run, tmp_path, monk
 
 def test_batch_larger_than_the_train_split_is_a_clear_error(smoke_run, capsys):
     _, args = smoke_run
-    stage_args = [a if a != "prepare" else "base" for a in args] + ["--set", "train.batch_size=1000", "--force"]
+    stage_args = with_stages(args, "base") + ["--set", "train.batch_size=1000", "--force"]
     assert main(stage_args) == 2
     assert "fewer than one batch" in capsys.readouterr().err

@@ -64,7 +64,7 @@ class PDSN(keras.Model):
         return features, tf.reshape(partners, tf.concat([[n_regions, batch], tf.shape(features)[1:]], 0))
 
     def train_step(self, data):
-        images, labels = data
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         features, partners = self.pair_features(images)
         differences = tf.abs(features[None] - partners)
         with tf.GradientTape() as tape:
