@@ -12,6 +12,10 @@ from pathlib import Path
 from keras_landmask.io import write_json
 
 
+# Stages whose folder is not named after them.
+FOLDERS = {"evaluate": "eval"}
+
+
 class RunFolder:
     """Paths and completion markers of one run."""
 
@@ -19,12 +23,12 @@ class RunFolder:
         self.root = Path(root)
 
     def stage_dir(self, stage: str) -> Path:
-        path = self.root / stage
+        path = self.root / FOLDERS.get(stage, stage)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     def marker(self, stage: str) -> Path:
-        return self.root / stage / "DONE.json"
+        return self.root / FOLDERS.get(stage, stage) / "DONE.json"
 
     def is_done(self, stage: str, digest: str) -> bool:
         """True when the stage finished with settings of this digest."""

@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "base": ("data", "occlusion", "layout", "model", "train"),
     "pdsn": ("data", "occlusion", "layout", "model", "train", "pdsn"),
     "dictionary": ("data", "occlusion", "layout", "model", "train", "pdsn", "dictionary"),
+    "evaluate": ("data", "occlusion", "layout", "model", "train", "pdsn", "dictionary"),
 }
 
 

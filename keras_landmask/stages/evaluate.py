@@ -1,0 +1,141 @@
+"""The ``evaluate`` stage: the paper's Table 1 with the oracle FDM (built from the true occlusion masks).
+
+Probes are the test split under each occlusion (clean, the five LM2 white bands, a face mask,
+sunglasses); the gallery is the train split. For each masking strategy (none, LM1, LM2, grid3x3) the
+regions more than 50 % covered by the true occlusion select the masks whose product is the FDM. Writes
+``runs/<name>/eval/``: ``table1_oracle.{json,csv,md,png}`` (ours beside the paper's) and ``saliency.png``.
+"""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+from keras_landmask.data.facemask import face_mask, load_mask_templates
+from keras_landmask.data.faceset import FaceSet
+from keras_landmask.data.layouts import Layout
+from keras_landmask.data.occlusions import white_band
+from keras_landmask.data.sunglasses import sunglasses
+from keras_landmask.evaluate import GalleryCache, identify, identify_masked
+from keras_landmask.io import atomic_write, write_json
+from keras_landmask.models.mask_dictionary import MaskDictionary, RegionOcclusion
+from keras_landmask.models.recognizer import load_recognizer
+from keras_landmask.plots import contact_sheet, plot_table1
+from keras_landmask.saliency import saliency_maps
+from keras_landmask.stages.context import StageContext
+from keras_landmask.stages.prepare import prepared_faces, prepared_layouts
+
+STRATEGIES = ("none", "LM1", "LM2", "grid3x3")
+# Table 1 of the paper: rank-1 test accuracy (fractions) of its base CNN with the segmenter's FDM.
+PAPER_TABLE1 = {
+    "forehead": {"none": 0.0618, "LM1": 0.0618, "LM2": 0.2332, "grid3x3": 0.1837},
+    "eyes": {"none": 0.0283, "LM1": 0.0247, "LM2": 0.0813, "grid3x3": 0.0300},
+    "nose": {"none": 0.1449, "LM1": 0.1537, "LM2": 0.2049, "grid3x3": 0.1325},
+    "mouth": {"none": 0.2420, "LM1": 0.2686, "LM2": 0.4134, "grid3x3": 0.1926},
+    "chin": {"none": 0.5512, "LM1": 0.5512, "LM2": 0.6537, "grid3x3": 0.5300},
+    "face_mask": {"none": 0.2420, "LM1": 0.2026, "LM2": 0.1989, "grid3x3": 0.1839},
+    "sunglasses": {"none": 0.0830, "LM1": 0.0777, "LM2": 0.0724, "grid3x3": 0.0583},
+}
+
+
+def occluded_probes(faces: FaceSet, layouts: dict[str, Layout], templates: dict, seed: int) -> dict:
+    """Occlusion name → ``(images uint8 [N, H, W, 3], true masks bool [N, H, W])`` for Table 1's rows."""
+    occluders = {"clean": lambda image, marks, rng: (image, np.zeros(image.shape[:2], bool))}
+    for band in layouts["LM2"].regions:
+        occluders[band.name] = lambda image, marks, rng, band=band: white_band(image, band)
+    occluders["face_mask"] = lambda image, marks, rng: face_mask(image, marks, templates, rng)
+    occluders["sunglasses"] = lambda image, marks, rng: sunglasses(image, marks, rng)
+    probes = {}
+    for name, occlude in occluders.items():
+        pairs = [occlude(image, marks, np.random.default_rng([seed, i]))
+                 for i, (image, marks) in enumerate(zip(faces.images, faces.landmarks))]
+        probes[name] = (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+    return probes
+
+
+def load_dictionary(context: StageContext, layout: str) -> MaskDictionary:
+    with np.load(context.run.root / "dictionary" / f"{layout}.npz") as data:
+        return MaskDictionary(data["masks"], [str(n) for n in data["region_names"]], name=f"dictionary_{layout}")
+
+
+def run(context: StageContext) -> dict:
+    out = context.run.stage_dir("evaluate")
+    faces = prepared_faces(context)
+    gallery, test = faces.subset("train"), faces.subset("test")
+    layouts = prepared_layouts(context)
+    recognizer = load_recognizer(context.run.root / "base" / "model.keras")
+    cosface = recognizer.train_model.get_layer("cosface")
+
+    def head(features):
+        return np.asarray(recognizer.head.predict(features, batch_size=256, verbose=0))
+
+    def trunk(images):
+        return np.asarray(recognizer.trunk.predict(images, batch_size=128, verbose=0))
+
+    gallery_features = trunk(gallery.images)
+    gallery_embeddings = head(gallery_features)
+    dictionaries = {name: load_dictionary(context, name) for name in STRATEGIES[1:]}
+    coverage = {name: RegionOcclusion(layouts[name].pixel_masks()) for name in STRATEGIES[1:]}
+    caches = {
+        name: GalleryCache(head, lambda p, d=d: np.asarray(d(np.array([p], np.float32)))[0], gallery_features,
+                           gallery.labels)
+        for name, d in dictionaries.items()
+    }
+    probes = occluded_probes(test, layouts, load_mask_templates(context.masks_dir), context.config.occlusion.seed)
+    table, flagged = {}, {}
+    for occlusion, (images, masks) in probes.items():
+        features = trunk(images)
+        table[occlusion] = {"none": identify(gallery_embeddings, gallery.labels, head(features), test.labels).to_dict()}
+        flagged[occlusion] = {}
+        for name in STRATEGIES[1:]:
+            patterns = np.asarray(coverage[name](masks[..., None].astype(np.float32)))
+            table[occlusion][name] = identify_masked(caches[name], features, patterns, test.labels).to_dict()
+            flagged[occlusion][name] = round(float(patterns.sum(axis=1).mean()), 3)
+        print(f"  {occlusion:>10}: " + "  ".join(f"{s} {table[occlusion][s]['rank1']:.1%}" for s in STRATEGIES))
+    write_table(table, flagged, out)
+    draw_saliency(recognizer, cosface, probes, test, dictionaries["LM2"], coverage["LM2"], out / "saliency.png")
+    return {"table1_oracle": {o: {s: v["rank1"] for s, v in row.items()} for o, row in table.items()}}
+
+
+def write_table(table: dict, flagged: dict, out) -> None:
+    """``table1_oracle.json`` (``{occlusion: {strategy: {rank1, rank5, n_probes}}}``), ``.csv``, ``.md`` and ``.png``."""
+    write_json(out / "table1_oracle.json", table)
+
+    def write_csv(tmp):
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["occlusion", "strategy", "rank1", "rank5", "regions_flagged", "paper_rank1"])
+            for occlusion, row in table.items():
+                for strategy, result in row.items():
+                    writer.writerow([occlusion, strategy, f"{result['rank1']:.4f}", f"{result['rank5']:.4f}",
+                                     flagged[occlusion].get(strategy, 0),
+                                     PAPER_TABLE1.get(occlusion, {}).get(strategy, "")])
+
+    atomic_write(out / "table1_oracle.csv", write_csv)
+    lines = ["# Table 1 with the oracle FDM (rank-1 / rank-5 %, paper's rank-1 in brackets)", "",
+             "| occlusion | " + " | ".join(STRATEGIES) + " |", "|---" * (len(STRATEGIES) + 1) + "|"]
+    for occlusion, row in table.items():
+        cells = []
+        for strategy in STRATEGIES:
+            paper = PAPER_TABLE1.get(occlusion, {}).get(strategy)
+            cell = f"{row[strategy]['rank1']:.1%} / {row[strategy]['rank5']:.1%}"
+            cells.append(cell + (f" ({paper:.1%})" if paper is not None else ""))
+        lines.append(f"| {occlusion} | " + " | ".join(cells) + " |")
+    atomic_write(out / "table1_oracle.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    plot_table1({o: {s: r["rank1"] for s, r in row.items()} for o, row in table.items()}, PAPER_TABLE1,
+                STRATEGIES, out / "table1_oracle.png")
+
+
+def draw_saliency(recognizer, cosface, probes: dict, test: FaceSet, dictionary: MaskDictionary,
+                  coverage: RegionOcclusion, path) -> None:
+    """Rows: a few probes under the mouth band and a face mask; columns: occluded probe, saliency without
+    FDM, saliency with the LM2 oracle FDM (the paper's Figs. 8–9)."""
+    rows = []
+    for occlusion in ("mouth", "face_mask"):
+        images, masks = probes[occlusion]
+        chosen = np.arange(min(3, len(images)))
+        fdm = np.asarray(dictionary(coverage(masks[chosen, ..., None].astype(np.float32))))
+        plain = saliency_maps(recognizer.trunk, recognizer.head, cosface, images[chosen], test.labels[chosen])
+        masked = saliency_maps(recognizer.trunk, recognizer.head, cosface, images[chosen], test.labels[chosen], fdm)
+        rows += [[images[i], plain[i], masked[i]] for i in range(len(chosen))]
+    contact_sheet(rows, ["probe", "saliency, no FDM", "saliency, LM2 FDM"], path)
