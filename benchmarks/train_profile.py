@@ -24,6 +24,8 @@ def main() -> int:
     parser.add_argument("--profile", default="fast", help="smoke, fast or paper (default: fast)")
     parser.add_argument("--occlusion-augment", type=float, default=0.0,
                         help="probability of a synthetic occlusion per training image (default: 0, off)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config overrides passed to the trainer, e.g. train.epochs=12 (repeatable)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--run", help="run name (default: bench-<profile>[-occ<p>]); an existing finished run is reused")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the JSON and Markdown results")
@@ -33,7 +35,8 @@ def main() -> int:
     name = args.run or f"bench-{args.profile}" + (f"-occ{args.occlusion_augment:g}" if args.occlusion_augment else "")
     command = [sys.executable, "-m", "keras_landmask.train", "--data", args.data, "--profile", args.profile,
                "--run", name, "--runs-dir", args.runs_dir, "--stages", "prepare,base", "--no-progress",
-               "--set", f"train.occlusion_augment={args.occlusion_augment}"] + (["--force"] if args.force else [])
+               "--set", f"train.occlusion_augment={args.occlusion_augment}"]
+    command += [item for pair in args.set for item in ("--set", pair)] + (["--force"] if args.force else [])
     start = time.perf_counter()
     subprocess.run(command, check=True)
     wall = time.perf_counter() - start
@@ -42,6 +45,7 @@ def main() -> int:
     result = {
         "profile": args.profile,
         "occlusion_augment": args.occlusion_augment,
+        "overrides": args.set,
         "val": metrics["val"],
         "test": metrics["test"],
         "best_epoch": metrics["best_epoch"],
@@ -56,7 +60,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"base-{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / f"base-{name}.md").write_text(
-        f"# Base recognizer, profile `{args.profile}`, occlusion augmentation {args.occlusion_augment:g}\n\n"
+        f"# Base recognizer, profile `{args.profile}`, occlusion augmentation {args.occlusion_augment:g}"
+        + (f", overrides {', '.join(args.set)}" if args.set else "") + "\n\n"
         "| split | rank-1 | rank-5 |\n| --- | --- | --- |\n"
         + "".join(f"| {s} | {result[s]['rank1']:.2%} | {result[s]['rank5']:.2%} |\n" for s in ("val", "test"))
         + f"\nBest epoch {result['best_epoch']} of {result['epochs_run']}; training {result['train_seconds'] / 60:.1f} min "
