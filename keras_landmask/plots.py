@@ -92,7 +92,7 @@ def plot_training_log(rows: list[dict], path: str | Path) -> Path:
         rank_axis.plot(*zip(*measured), "o-", color="tab:orange", ms=3, label="validation rank-1")
     rank_axis.set_ylabel("validation rank-1", color="tab:orange")
     rank_axis.set_ylim(0, 1)
-    fig.legend(loc="upper center", fontsize=7, ncol=2, frameon=False)
+    fig.legend(loc="center right", bbox_to_anchor=(0.86, 0.5), fontsize=7)
     return _save(fig, path)
 
 
