@@ -22,10 +22,10 @@ class BestRankOne(keras.callbacks.Callback):
     """
 
     def __init__(self, embedder: keras.Model, gallery: FaceSet, probes: FaceSet, path: Path,
-                 eval_every: int = 1, patience: int = 10, save: bool = True):
+                 eval_every: int = 1, patience: int = 10):
         super().__init__()
         self.embedder, self.gallery, self.probes = embedder, gallery, probes
-        self.path, self.eval_every, self.patience, self.save = Path(path), eval_every, patience, save
+        self.path, self.eval_every, self.patience = Path(path), eval_every, patience
         self.state_path = self.path.with_name(self.path.name + ".best.json")
         self.best, self.best_epoch, self.latest = -1.0, -1, math.nan
         if self.state_path.is_file():
@@ -40,9 +40,8 @@ class BestRankOne(keras.callbacks.Callback):
             self.latest = result.rank1
             if result.rank1 > self.best:
                 self.best, self.best_epoch = result.rank1, epoch
-                if self.save:
-                    self.model.save(self.path)
-                    write_json(self.state_path, {"rank1": self.best, "epoch": epoch})
+                self.model.save(self.path)
+                write_json(self.state_path, {"rank1": self.best, "epoch": epoch})
             print(f" - val rank-1 {result.rank1:.4f} (best {self.best:.4f} at epoch {self.best_epoch + 1})")
         if logs is not None:
             logs["val_rank1"] = self.latest

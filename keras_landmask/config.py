@@ -130,8 +130,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
         "data": {"max_people": 4, "max_images_per_person": 12},
         "occlusion": {"label_samples": 24},
-        "model": {"base_width": 8, "embedding_dim": 64},
-        "train": {"epochs": 8, "batch_size": 16, "warmup_epochs": 0, "learning_rate": 1e-3, "patience": 8},
+        "model": {"base_width": 8, "embedding_dim": 64, "dropout": 0.0},
+        "train": {"epochs": 20, "batch_size": 16, "warmup_epochs": 0, "learning_rate": 3e-3, "patience": 20},
         "pdsn": {"epochs": 2, "batch_size": 16},
         "dictionary": {"samples": 32},
     },

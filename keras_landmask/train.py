@@ -101,7 +101,13 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
     config = load_config(args.profile, args.config, args.set)
     if not args.data:
         raise LandmaskError("no data folder given; pass --data DIR (e.g. ../shared/data/lfw) or set LANDMASK_DATA")
-    run = RunFolder(Path(args.runs_dir) / args.run)
+    runs_dir = Path(args.runs_dir)
+    if args.strategy == "multiworker":
+        from keras_landmask.distribute import make_strategy, worker_runs_dir
+
+        make_strategy(args.strategy)  # before any stage runs a TensorFlow op: collectives are set up at startup
+        runs_dir = worker_runs_dir(runs_dir)  # only the chief writes to --runs-dir
+    run = RunFolder(runs_dir / args.run)
     run.root.mkdir(parents=True, exist_ok=True)
     save_config(config, run.root / "config.yaml")
     context = StageContext(

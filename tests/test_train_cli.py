@@ -84,8 +84,9 @@ def test_no_data_flag_says_what_to_pass(tmp_path, monkeypatch):
 
 def test_base_smoke_run_lowers_the_loss_and_writes_model_and_metrics(smoke_base):
     rows = list(csv.DictReader((smoke_base / "log.csv").open()))
-    assert len(rows) >= 2
-    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    losses = [float(r["loss"]) for r in rows]
+    assert len(losses) == 20
+    assert np.mean(losses[-5:]) < np.mean(losses[:3]) - 1.0  # epoch losses are noisy on 32 images
     metrics = json.loads((smoke_base / "metrics.json").read_text())
     for split in ("val", "test"):
         assert 0.0 <= metrics[split]["rank1"] <= metrics[split]["rank5"] <= 1.0
@@ -133,7 +134,7 @@ def test_interrupted_training_resumes_where_it_stopped(smoke_run, tmp_path, monk
     monkeypatch.setattr(BestRankOne, "on_epoch_end", original)
     assert main(stage_args) == 0
     epochs = [int(r["epoch"]) for r in csv.DictReader((copy / "base" / "log.csv").open())]
-    assert epochs == list(range(8))
+    assert epochs == list(range(20))
 
 
 def test_batch_larger_than_the_train_split_is_a_clear_error(smoke_run, capsys):

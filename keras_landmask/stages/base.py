@@ -16,7 +16,7 @@ import numpy as np
 from keras_landmask.callbacks import BestRankOne
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.pipeline import embed, training_dataset
-from keras_landmask.distribute import is_chief, make_strategy
+from keras_landmask.distribute import SyncMovingStatistics, is_chief, make_strategy, shard_by_data
 from keras_landmask.errors import LandmaskError
 from keras_landmask.evaluate import identify
 from keras_landmask.io import write_json
@@ -68,10 +68,12 @@ def run(context: StageContext) -> dict:
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
         )
     occluders = prepared_occluders(context) if train_cfg.occlusion_augment > 0 else None
-    dataset = training_dataset(train, train_cfg.batch_size, train_cfg.seed, occluders, train_cfg.occlusion_augment)
+    dataset = shard_by_data(training_dataset(train, train_cfg.batch_size, train_cfg.seed, occluders,
+                                             train_cfg.occlusion_augment))
     best = BestRankOne(recognizer.embedder, train, val, out / "model.keras", train_cfg.eval_every,
-                       train_cfg.patience, save=chief)
+                       train_cfg.patience)
     callbacks = [  # backup last: an epoch counts as done only once it is selected and logged
+        SyncMovingStatistics(),  # first: workers select and save the same model
         best,
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         keras.callbacks.BackupAndRestore(str(backup)),
