@@ -91,3 +91,24 @@ def test_pdsn_and_dictionary_stages_write_generators_and_masks(smoke_base, smoke
             assert data["masks"].shape == (regions, 8, 6, 64)
             assert list(data["region_names"])[:1] and data["masks"].max() == 1
         assert (run / "dictionary" / f"{layout}.png").stat().st_size > 5_000
+
+
+def test_fdm_graph_converts_to_builtin_tflite_ops_and_runs_the_same():
+    tf = pytest.importorskip("tensorflow")
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    layout = grid_layout(16, 12, 3, 3)
+    masks = (np.random.default_rng(2).random((9, 2, 2, 4)) > 0.25).astype(np.uint8)
+    occlusion = keras.Input((16, 12, 1), name="occlusion")
+    fdm = MaskDictionary(masks, layout.region_names)(RegionOcclusion(layout.pixel_masks())(occlusion))
+    model = keras.Model(occlusion, fdm)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # fails on any non-builtin op
+    interpreter = litert.Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    example = np.zeros((1, 16, 12, 1), np.float32)
+    example[0, :11, :] = 1.0  # top two grid rows (more than half of row two) occluded
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], example)
+    interpreter.invoke()
+    result = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_array_equal(result, model.predict(example, verbose=0))
+    np.testing.assert_array_equal(result[0], np.prod(masks[:6], axis=0))
