@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_json
 
 
@@ -22,13 +23,25 @@ class RunFolder:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
+    def folder(self, stage: str) -> Path:
+        """The stage's folder (not created)."""
+        return self.root / FOLDERS.get(stage, stage)
+
     def stage_dir(self, stage: str) -> Path:
-        path = self.root / FOLDERS.get(stage, stage)
+        """The stage's folder, created if needed."""
+        path = self.folder(stage)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def require(self, stage: str, name: str) -> Path:
+        """The path of an output ``name`` of an earlier stage; a clear error when it is missing."""
+        path = self.folder(stage) / name
+        if not path.exists():
+            raise LandmaskError(f"'{path}' not found; run the '{stage.split('/')[0]}' stage first")
+        return path
+
     def marker(self, stage: str) -> Path:
-        return self.root / FOLDERS.get(stage, stage) / "DONE.json"
+        return self.folder(stage) / "DONE.json"
 
     def is_done(self, stage: str, digest: str) -> bool:
         """True when the stage finished with settings of this digest."""

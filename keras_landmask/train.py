@@ -123,11 +123,11 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
     for name in stages:
         digest = config.section_digest(*STAGES[name])
         if not args.force and run.is_done(name, digest):
-            print(f"[{name}] already finished in {run.root / name} (use --force to redo)")
+            print(f"[{name}] already finished in {run.folder(name)} (use --force to redo)")
             summaries[name] = {"skipped": True}
             continue
         run.clear(name)
-        print(f"[{name}] running (profile {config.profile}) -> {run.root / name}")
+        print(f"[{name}] running (profile {config.profile}) -> {run.folder(name)}")
         start = time.perf_counter()
         summaries[name] = importlib.import_module(f"keras_landmask.stages.{name}").run(context)
         run.mark_done(name, digest, time.perf_counter() - start)

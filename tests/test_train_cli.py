@@ -142,3 +142,9 @@ def test_batch_larger_than_the_train_split_is_a_clear_error(smoke_run, capsys):
     stage_args = with_stages(args, "base") + ["--set", "train.batch_size=1000", "--force"]
     assert main(stage_args) == 2
     assert "fewer than one batch" in capsys.readouterr().err
+
+
+def test_a_stage_before_its_inputs_says_which_stage_to_run(tmp_path, lfw_root):
+    result = _cli("--data", str(lfw_root), "--runs-dir", str(tmp_path), "--run", "empty", "--stages", "dictionary")
+    assert result.returncode == 2
+    assert "run the 'prepare' stage first" in result.stderr and "Traceback" not in result.stderr

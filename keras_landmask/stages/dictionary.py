@@ -49,8 +49,8 @@ def run(context: StageContext) -> dict:
     out = context.run.stage_dir("dictionary")
     summary = {}
     for layout_name in context.config.pdsn.layouts:
-        folder = context.run.root / "pdsn" / layout_name
-        generators = [keras.saving.load_model(folder / f"{region}.keras") for region in layouts[layout_name].region_names]
+        generators = [keras.saving.load_model(context.run.require(f"pdsn/{layout_name}", f"{region}.keras"))
+                      for region in layouts[layout_name].region_names]
         pdsn = build_pdsn(context, layout_name, generators)
         mean_masks = mean_generator_masks(pdsn, train, cfg.samples, context.config.pdsn.batch_size,
                                           context.config.train.seed)

@@ -54,7 +54,7 @@ def occluded_probes(faces: FaceSet, layouts: dict[str, Layout], templates: dict,
 
 
 def load_dictionary(context: StageContext, layout: str) -> MaskDictionary:
-    with np.load(context.run.root / "dictionary" / f"{layout}.npz") as data:
+    with np.load(context.run.require("dictionary", f"{layout}.npz")) as data:
         return MaskDictionary(data["masks"], [str(n) for n in data["region_names"]], name=f"dictionary_{layout}")
 
 

@@ -20,7 +20,6 @@ from keras_landmask.data.layouts import LandmarkStats, Layout, build_layouts, co
 from keras_landmask.data.lfw import discover_people, split_people, write_split
 from keras_landmask.data.occluders import occluder_catalogue, occlusion_columns
 from keras_landmask.data.seglabels import mask_iou, segmentation_label
-from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_json
 from keras_landmask.plots import contact_sheet, plot_layouts
 from keras_landmask.stages.context import StageContext
@@ -146,14 +145,12 @@ def print_summary(summary: dict) -> None:
 
 def prepared_faces(context: StageContext) -> FaceSet:
     """The FaceSet the prepare stage wrote for this run."""
-    return FaceSet.load(context.run.root / "prepare" / "faces.npz")
+    return FaceSet.load(context.run.require("prepare", "faces.npz"))
 
 
 def prepared_layouts(context: StageContext) -> dict[str, Layout]:
     """The region layouts the prepare stage wrote for this run."""
-    path = context.run.root / "prepare" / "layouts.json"
-    if not path.is_file():
-        raise LandmaskError(f"'{path}' not found; run the 'prepare' stage first")
+    path = context.run.require("prepare", "layouts.json")
     return {name: Layout.from_dict(data) for name, data in json.loads(path.read_text()).items()}
 
 
