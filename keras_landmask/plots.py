@@ -119,18 +119,18 @@ def plot_mask_dictionary(masks: np.ndarray, layout: Layout, path: str | Path) ->
     return path
 
 
-def plot_table1(ours: dict, paper: dict, strategies: tuple, path: str | Path) -> Path:
-    """Grouped bars of rank-1 per occlusion and strategy: ours (left panel) and the paper's (right)."""
+def plot_table1(ours: dict, paper: dict, strategies: tuple, path: str | Path, title: str = "ours") -> Path:
+    """Grouped bars of rank-1 per occlusion and strategy: ours (left panel, ``title``) and the paper's (right)."""
     occlusions = list(ours)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
     width = 0.8 / len(strategies)
-    for axis, (title, table) in zip(axes, (("ours (oracle FDM)", ours), ("paper (segmenter FDM)", paper))):
+    for axis, (panel, table) in zip(axes, ((title, ours), ("paper (segmenter FDM)", paper))):
         for k, strategy in enumerate(strategies):
             values = [table.get(o, {}).get(strategy, np.nan) for o in occlusions]
             axis.bar(np.arange(len(occlusions)) + (k - (len(strategies) - 1) / 2) * width, values, width,
                      label=strategy, color=REGION_COLOURS[k])
         axis.set_xticks(np.arange(len(occlusions)), [o.replace("_", " ") for o in occlusions], rotation=30, fontsize=7)
-        axis.set_title(title, fontsize=9)
+        axis.set_title(panel, fontsize=9)
         axis.set_ylim(0, 1)
     axes[0].set_ylabel("rank-1")
     axes[1].legend(fontsize=7, title="FDM", title_fontsize=7)

@@ -2,13 +2,16 @@
 
 Probes are the test split under each occlusion (clean, the five LM2 white bands, a face mask,
 sunglasses); the gallery is the train split. For each masking strategy (none, LM1, LM2, grid3x3) the
-regions more than 50 % covered by the true occlusion select the masks whose product is the FDM. Writes
-``runs/<name>/eval/``: ``table1_oracle.{json,csv,md,png}`` (ours beside the paper's) and ``saliency.png``.
+regions more than 50 % covered by the occlusion select the masks whose product is the FDM. The occlusion
+is the true mask (oracle) and, once the segmenter stage has run, the segmenter's prediction (the paper's
+way). Writes ``runs/<name>/eval/``: ``table1_oracle.{json,csv,md,png}``, ``table1.{...}`` (segmenter) —
+each beside the paper's numbers — and ``saliency.png``.
 """
 from __future__ import annotations
 
 import csv
 
+import keras
 import numpy as np
 
 from keras_landmask.data.facemask import face_mask, load_mask_templates
@@ -58,12 +61,16 @@ def load_dictionary(context: StageContext, layout: str) -> MaskDictionary:
         return MaskDictionary(data["masks"], [str(n) for n in data["region_names"]], name=f"dictionary_{layout}")
 
 
+# FDM sources: the oracle uses the true occlusion mask; "segmenter" the trained segmenter's prediction.
+TABLES = {"oracle": ("table1_oracle", "oracle FDM"), "segmenter": ("table1", "segmenter FDM")}
+
+
 def run(context: StageContext) -> dict:
     out = context.run.stage_dir("evaluate")
     faces = prepared_faces(context)
     gallery, test = faces.subset("train"), faces.subset("test")
     layouts = prepared_layouts(context)
-    recognizer = load_recognizer(context.run.root / "base" / "model.keras")
+    recognizer = load_recognizer(context.run.require("base", "model.keras"))
     cosface = recognizer.train_model.get_layer("cosface")
 
     def head(features):
@@ -71,6 +78,12 @@ def run(context: StageContext) -> dict:
 
     def trunk(images):
         return np.asarray(recognizer.trunk.predict(images, batch_size=128, verbose=0))
+
+    occlusion_maps = {"oracle": lambda images, masks: masks[..., None].astype(np.float32)}
+    segmenter_path = context.run.folder("segmenter") / "model.keras"
+    if segmenter_path.is_file():
+        segmenter = keras.saving.load_model(segmenter_path, compile=False)
+        occlusion_maps["segmenter"] = lambda images, masks: np.asarray(segmenter.predict(images, verbose=0))
 
     gallery_features = trunk(gallery.images)
     gallery_embeddings = head(gallery_features)
@@ -82,24 +95,32 @@ def run(context: StageContext) -> dict:
         for name, d in dictionaries.items()
     }
     probes = occluded_probes(test, layouts, load_mask_templates(context.masks_dir), context.config.occlusion.seed)
-    table, flagged = {}, {}
+    tables = {source: {} for source in occlusion_maps}
+    flagged = {source: {} for source in occlusion_maps}
     for occlusion, (images, masks) in probes.items():
         features = trunk(images)
-        table[occlusion] = {"none": identify(gallery_embeddings, gallery.labels, head(features), test.labels).to_dict()}
-        flagged[occlusion] = {}
-        for name in STRATEGIES[1:]:
-            patterns = np.asarray(coverage[name](masks[..., None].astype(np.float32)))
-            table[occlusion][name] = identify_masked(caches[name], features, patterns, test.labels).to_dict()
-            flagged[occlusion][name] = round(float(patterns.sum(axis=1).mean()), 3)
-        print(f"  {occlusion:>10}: " + "  ".join(f"{s} {table[occlusion][s]['rank1']:.1%}" for s in STRATEGIES))
-    write_table(table, flagged, out)
+        plain = identify(gallery_embeddings, gallery.labels, head(features), test.labels).to_dict()
+        for source, occlusion_map in occlusion_maps.items():
+            maps = occlusion_map(images, masks)
+            tables[source][occlusion], flagged[source][occlusion] = {"none": plain}, {}
+            for name in STRATEGIES[1:]:
+                patterns = np.asarray(coverage[name](maps))
+                tables[source][occlusion][name] = identify_masked(caches[name], features, patterns,
+                                                                  test.labels).to_dict()
+                flagged[source][occlusion][name] = round(float(patterns.sum(axis=1).mean()), 3)
+            row = tables[source][occlusion]
+            print(f"  {source:>9} {occlusion:>10}: " + "  ".join(f"{s} {row[s]['rank1']:.1%}" for s in STRATEGIES))
+    for source, (stem, title) in TABLES.items():
+        if source in tables:
+            write_table(tables[source], flagged[source], out, stem, title)
     draw_saliency(recognizer, cosface, probes, test, dictionaries["LM2"], coverage["LM2"], out / "saliency.png")
-    return {"table1_oracle": {o: {s: v["rank1"] for s, v in row.items()} for o, row in table.items()}}
+    return {stem: {o: {s: v["rank1"] for s, v in row.items()} for o, row in tables[source].items()}
+            for source, (stem, _) in TABLES.items() if source in tables}
 
 
-def write_table(table: dict, flagged: dict, out) -> None:
-    """``table1_oracle.json`` (``{occlusion: {strategy: {rank1, rank5, n_probes}}}``), ``.csv``, ``.md`` and ``.png``."""
-    write_json(out / "table1_oracle.json", table)
+def write_table(table: dict, flagged: dict, out, stem: str, title: str) -> None:
+    """``<stem>.json`` (``{occlusion: {strategy: {rank1, rank5, n_probes}}}``), ``.csv``, ``.md`` and ``.png``."""
+    write_json(out / f"{stem}.json", table)
 
     def write_csv(tmp):
         with tmp.open("w", newline="") as handle:
@@ -111,8 +132,8 @@ def write_table(table: dict, flagged: dict, out) -> None:
                                      flagged[occlusion].get(strategy, 0),
                                      PAPER_TABLE1.get(occlusion, {}).get(strategy, "")])
 
-    atomic_write(out / "table1_oracle.csv", write_csv)
-    lines = ["# Table 1 with the oracle FDM (rank-1 / rank-5 %, paper's rank-1 in brackets)", "",
+    atomic_write(out / f"{stem}.csv", write_csv)
+    lines = [f"# Table 1 with the {title} (rank-1 / rank-5 %, paper's rank-1 in brackets)", "",
              "| occlusion | " + " | ".join(STRATEGIES) + " |", "|---" * (len(STRATEGIES) + 1) + "|"]
     for occlusion, row in table.items():
         cells = []
@@ -121,9 +142,9 @@ def write_table(table: dict, flagged: dict, out) -> None:
             cell = f"{row[strategy]['rank1']:.1%} / {row[strategy]['rank5']:.1%}"
             cells.append(cell + (f" ({paper:.1%})" if paper is not None else ""))
         lines.append(f"| {occlusion} | " + " | ".join(cells) + " |")
-    atomic_write(out / "table1_oracle.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+    atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     plot_table1({o: {s: r["rank1"] for s, r in row.items()} for o, row in table.items()}, PAPER_TABLE1,
-                STRATEGIES, out / "table1_oracle.png")
+                STRATEGIES, out / f"{stem}.png", f"ours ({title})")
 
 
 def draw_saliency(recognizer, cosface, probes: dict, test: FaceSet, dictionary: MaskDictionary,
