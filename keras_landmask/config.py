@@ -105,6 +105,21 @@ class DictionaryConfig:
 
 
 @dataclasses.dataclass
+class SegmenterConfig:
+    """The occlusion segmenter (paper §4.1, §4.2): a U-Net with a VGG16 encoder, trained with Adam and binary
+    cross-entropy on train crops that get a random synthetic occlusion each epoch."""
+
+    width_multiplier: float = 0.25  # VGG16 filters (64..512) times this; 1.0 is the paper's network
+    epochs: int = 6
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 3  # epochs without a lower validation loss before stopping
+    labels: str = "paper"  # "paper": |clean − occluded| → threshold → opening, closing; "true": the true masks
+    clean_fraction: float = 0.2  # training crops left clean, with an empty target
+    seed: int = 11
+
+
+@dataclasses.dataclass
 class Config:
     """The whole resolved configuration of one run."""
 
@@ -116,6 +131,7 @@ class Config:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     pdsn: PDSNConfig = dataclasses.field(default_factory=PDSNConfig)
     dictionary: DictionaryConfig = dataclasses.field(default_factory=DictionaryConfig)
+    segmenter: SegmenterConfig = dataclasses.field(default_factory=SegmenterConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,9 +150,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"epochs": 20, "batch_size": 16, "warmup_epochs": 0, "learning_rate": 3e-3, "patience": 20},
         "pdsn": {"epochs": 2, "batch_size": 16},
         "dictionary": {"samples": 32},
+        "segmenter": {"width_multiplier": 0.0625, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3},
     },
     "fast": {},
-    "paper": {"model": {"base_width": 64}, "train": {"epochs": 24, "eval_every": 2}},
+    "paper": {
+        "model": {"base_width": 64},
+        "train": {"epochs": 24, "eval_every": 2},
+        "segmenter": {"width_multiplier": 1.0, "epochs": 20, "patience": 5},
+    },
 }
 
 
@@ -158,6 +179,8 @@ def _merge(target: Any, overrides: dict[str, Any], where: str) -> None:
 def _convert(value: Any, kind: type, name: str) -> Any:
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
+    if kind is str and isinstance(value, bool):  # YAML reads a bare true/false as a bool
+        return str(value).lower()
     try:
         if kind is list and isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
@@ -205,6 +228,10 @@ def load_config(profile: str = "fast", yaml_path: str | Path | None = None, assi
         _merge(config, parse_assignment(text), "")
     if config.data.alignment not in ("box", "similarity"):
         raise LandmaskError(f"data.alignment must be 'box' or 'similarity', got '{config.data.alignment}'")
+    if config.segmenter.labels not in ("paper", "true"):
+        raise LandmaskError(f"segmenter.labels must be 'paper' or 'true', got '{config.segmenter.labels}'")
+    if not 0.0 <= config.segmenter.clean_fraction <= 1.0:
+        raise LandmaskError(f"segmenter.clean_fraction must lie in 0..1, got {config.segmenter.clean_fraction}")
     return config
 
 

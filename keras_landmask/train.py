@@ -25,7 +25,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "base": ("data", "occlusion", "layout", "model", "train"),
     "pdsn": ("data", "occlusion", "layout", "model", "train", "pdsn"),
     "dictionary": ("data", "occlusion", "layout", "model", "train", "pdsn", "dictionary"),
-    "evaluate": ("data", "occlusion", "layout", "model", "train", "pdsn", "dictionary"),
+    "segmenter": ("data", "occlusion", "layout", "segmenter"),
+    "evaluate": ("data", "occlusion", "layout", "model", "train", "pdsn", "dictionary", "segmenter"),
 }
 
 
@@ -119,7 +120,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
         strategy=args.strategy,
         force=args.force,
     )
-    summaries = {}
+    summaries, seconds = {}, {}
     for name in stages:
         digest = config.section_digest(*STAGES[name])
         if not args.force and run.is_done(name, digest):
@@ -130,9 +131,20 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
         print(f"[{name}] running (profile {config.profile}) -> {run.folder(name)}")
         start = time.perf_counter()
         summaries[name] = importlib.import_module(f"keras_landmask.stages.{name}").run(context)
-        run.mark_done(name, digest, time.perf_counter() - start)
-        print(f"[{name}] done in {time.perf_counter() - start:.1f} s")
+        seconds[name] = time.perf_counter() - start
+        run.mark_done(name, digest, seconds[name])
+        print(f"[{name}] done in {seconds[name]:.1f} s")
+    print_run_summary(run, summaries, seconds)
     return summaries
+
+
+def print_run_summary(run: RunFolder, summaries: dict[str, dict], seconds: dict[str, float]) -> None:
+    """Per stage: its time and its headline (a short line, or a small table, the stage put in its summary)."""
+    print(f"\nSummary of {run.root}:")
+    for name, summary in summaries.items():
+        took = f"{seconds[name]:8.1f} s" if name in seconds else "  finished before"
+        headline = summary.get("headline", "")
+        print(f"  {name:<10} {took}  {headline}".rstrip())
 
 
 def main(argv: list[str] | None = None) -> int:

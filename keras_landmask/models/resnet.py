@@ -12,7 +12,7 @@ from keras import layers
 RESNET34_BLOCKS = (3, 4, 6, 3)
 
 
-def _conv_bn(x, filters: int, kernel: int, stride: int, dilation: int, name: str, relu: bool = True):
+def conv_bn(x, filters: int, kernel: int, stride: int, dilation: int, name: str, relu: bool = True):
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", dilation_rate=dilation, use_bias=False,
                       kernel_initializer="he_normal", name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
@@ -23,9 +23,9 @@ def basic_block(x, filters: int, stride: int, dilation: int, name: str):
     """Two 3x3 convolutions with an identity (or 1x1 projection) shortcut."""
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, stride, 1, f"{name}_proj", relu=False)
-    y = _conv_bn(x, filters, 3, stride, 1 if stride > 1 else dilation, f"{name}_a")
-    y = _conv_bn(y, filters, 3, 1, dilation, f"{name}_b", relu=False)
+        shortcut = conv_bn(x, filters, 1, stride, 1, f"{name}_proj", relu=False)
+    y = conv_bn(x, filters, 3, stride, 1 if stride > 1 else dilation, f"{name}_a")
+    y = conv_bn(y, filters, 3, 1, dilation, f"{name}_b", relu=False)
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, y]))
 
 
@@ -39,7 +39,7 @@ def resnet_trunk(
     """
     image = keras.Input((height, width, 3), dtype="uint8", name="image")
     x = layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(image)
-    x = _conv_bn(x, base_width, 7, 2, 1, "stem")
+    x = conv_bn(x, base_width, 7, 2, 1, "stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
     strides, dilations = (1, 2, 2, 1), (1, 1, 1, 2)
     for stage, count in enumerate(blocks):

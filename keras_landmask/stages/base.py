@@ -103,7 +103,7 @@ def run(context: StageContext) -> dict:
     write_json(out / "metrics.json", metrics)
     print(f"  rank-1 val {metrics['val']['rank1']:.2%} test {metrics['test']['rank1']:.2%}, "
           f"rank-5 test {metrics['test']['rank5']:.2%} (best epoch {metrics['best_epoch']}, {seconds / 60:.1f} min)")
-    return metrics
+    return {**metrics, "headline": f"test rank-1 {metrics['test']['rank1']:.1%}, rank-5 {metrics['test']['rank5']:.1%}"}
 
 
 def evaluate_recognizer(embedder: keras.Model, gallery: FaceSet, probe_sets: dict[str, FaceSet], per_identity_path,

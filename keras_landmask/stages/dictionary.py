@@ -62,4 +62,4 @@ def run(context: StageContext) -> dict:
         summary[layout_name] = discarded
         print(f"  {layout_name} (δ = {cfg.percentile(layout_name):g}th percentile): discarded fraction "
               + ", ".join(f"{k} {v:.0%}" for k, v in discarded.items()))
-    return summary
+    return {**summary, "headline": f"binary masks for {', '.join(context.config.pdsn.layouts)}"}

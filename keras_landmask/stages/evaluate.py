@@ -114,8 +114,16 @@ def run(context: StageContext) -> dict:
         if source in tables:
             write_table(tables[source], flagged[source], out, stem, title)
     draw_saliency(recognizer, cosface, probes, test, dictionaries["LM2"], coverage["LM2"], out / "saliency.png")
-    return {stem: {o: {s: v["rank1"] for s, v in row.items()} for o, row in tables[source].items()}
-            for source, (stem, _) in TABLES.items() if source in tables}
+    source = "segmenter" if "segmenter" in tables else "oracle"
+    return {"tables": {TABLES[s][0]: table for s, table in tables.items()},
+            "headline": f"Table 1, rank-1 with the {TABLES[source][1]}:\n" + format_table(tables[source])}
+
+
+def format_table(table: dict) -> str:
+    """Rank-1 per occlusion (rows) and strategy (columns) as aligned text lines."""
+    lines = [f"{'':>14}" + "".join(f"{s:>9}" for s in STRATEGIES)]
+    lines += [f"{o:>14}" + "".join(f"{row[s]['rank1']:>9.1%}" for s in STRATEGIES) for o, row in table.items()]
+    return "\n".join(" " * 4 + line for line in lines)
 
 
 def write_table(table: dict, flagged: dict, out, stem: str, title: str) -> None:

@@ -56,4 +56,4 @@ def run(context: StageContext) -> dict:
         context.run.mark_done(stage, digest, seconds)
         summary[layout_name] = {key: round(float(values[-1]), 4) for key, values in history.history.items()}
         summary[layout_name]["seconds"] = round(seconds, 1)
-    return summary
+    return {**summary, "headline": f"mask generators for {', '.join(cfg.layouts)}"}

@@ -73,7 +73,8 @@ def run(context: StageContext) -> dict:
     }
     write_json(out / "summary.json", summary)
     print_summary(summary)
-    return summary
+    return {**summary, "headline": f"{summary['n_people']} people, {summary['n_images']} images, "
+                                   f"LM2 landmark coverage {summary['coverage']['LM2']['all']:.1%}"}
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
