@@ -85,5 +85,7 @@ def test_bad_segmenter_settings_are_clear_errors(assignment, message):
         load_config("smoke", assignments=[assignment])
 
 
-def test_true_masks_can_be_chosen_as_labels():
+def test_labels_default_to_true_masks_and_the_paper_labels_can_be_chosen():
+    assert load_config("smoke").segmenter.labels == "true"
+    assert load_config("smoke", assignments=["segmenter.labels=paper"]).segmenter.labels == "paper"
     assert load_config("smoke", assignments=["segmenter.labels=true"]).segmenter.labels == "true"
