@@ -40,6 +40,14 @@ def occluder_catalogue(layouts: dict[str, Layout], templates: dict[str, MaskTemp
     return {"block": block, "band": band, "face_mask": mask, "sunglasses": glasses}
 
 
+def occlude_each(images: np.ndarray, landmarks: np.ndarray, occlude: Occluder, seed: int):
+    """Every face under one occluder, face ``i`` drawn from seed ``[seed, i]`` (so stages draw the same probes):
+    ``(occluded uint8 [N, H, W, 3], true masks bool [N, H, W])``."""
+    pairs = [occlude(image, marks, np.random.default_rng([seed, i]))
+             for i, (image, marks) in enumerate(zip(images, landmarks))]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
 def occlusion_columns(layouts: dict[str, Layout], templates: dict[str, MaskTemplate]) -> list[tuple[str, Occluder]]:
     """Every variant by title ("kind\\nvariant"), for contact sheets: each LM2 band, a block on two LM1 boxes
     and on the central grid cell, each face mask type, each sunglasses style."""

@@ -17,6 +17,7 @@ import numpy as np
 from keras_landmask.data.facemask import face_mask, load_mask_templates
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.layouts import Layout
+from keras_landmask.data.occluders import occlude_each
 from keras_landmask.data.occlusions import white_band
 from keras_landmask.data.sunglasses import sunglasses
 from keras_landmask.evaluate import GalleryCache, identify, identify_masked
@@ -50,9 +51,7 @@ def occluded_probes(faces: FaceSet, layouts: dict[str, Layout], templates: dict,
     occluders["sunglasses"] = lambda image, marks, rng: sunglasses(image, marks, rng)
     probes = {}
     for name, occlude in occluders.items():
-        pairs = [occlude(image, marks, np.random.default_rng([seed, i]))
-                 for i, (image, marks) in enumerate(zip(faces.images, faces.landmarks))]
-        probes[name] = (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+        probes[name] = occlude_each(faces.images, faces.landmarks, occlude, seed)
     return probes
 
 

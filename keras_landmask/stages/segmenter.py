@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.layouts import Layout
+from keras_landmask.data.occluders import occlude_each
 from keras_landmask.data.seglabels import mask_iou, segmentation_label
 from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_json
@@ -85,9 +86,8 @@ def occluded_test_crops(faces: FaceSet, occluders: dict, seed: int) -> dict[str,
     face ``i`` drawn from seed ``[seed, i]`` (as the evaluate stage draws its probes)."""
     sets = {}
     for kind in KINDS:
-        pairs = [occlude(image, marks, kind, occluders, np.random.default_rng([seed, i]))
-                 for i, (image, marks) in enumerate(zip(faces.images, faces.landmarks))]
-        sets[kind] = (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+        sets[kind] = occlude_each(faces.images, faces.landmarks,
+                                  lambda image, marks, rng, kind=kind: occlude(image, marks, kind, occluders, rng), seed)
     return sets
 
 
