@@ -58,18 +58,24 @@ def identify(gallery: np.ndarray, gallery_labels: np.ndarray, probes: np.ndarray
 class GalleryCache:
     """Gallery embeddings under each occlusion pattern, computed on first use.
 
-    ``head`` maps feature maps ``[N, h, w, C]`` to embeddings ``[N, D]``; ``fdm`` maps a pattern (tuple of
-    0/1 per region) to its feature discarding mask ``[h, w, C]``. At most 2^R patterns exist.
+    ``embed(features [N, h, w, C], pattern) → [N, D]`` is the masked head: the embedding of feature maps
+    under the FDM of ``pattern`` (tuple of 0/1 per region; all zeros = no mask). At most 2^R patterns exist.
     """
 
-    def __init__(self, head: Callable, fdm: Callable, features: np.ndarray, labels: np.ndarray):
-        self.head, self.fdm, self.features, self.labels = head, fdm, features, labels
+    def __init__(self, embed: Callable, features: np.ndarray, labels: np.ndarray):
+        self.embed, self.features, self.labels = embed, features, labels
         self.cache: dict[tuple, np.ndarray] = {}
 
     def embeddings(self, pattern: tuple[int, ...]) -> np.ndarray:
         if pattern not in self.cache:
-            self.cache[pattern] = self.head(self.features * self.fdm(pattern)[None])
+            self.cache[pattern] = self.embed(self.features, pattern)
         return self.cache[pattern]
+
+
+def fdm_embedder(head: Callable, fdm: Callable) -> Callable:
+    """``embed(features, pattern)`` for ``GalleryCache`` from a plain ``head`` (feature maps → embeddings)
+    and ``fdm`` (pattern → mask ``[h, w, C]``): the head of the masked maps."""
+    return lambda features, pattern: head(features * fdm(pattern)[None])
 
 
 def identify_masked(cache: GalleryCache, probe_features: np.ndarray, probe_patterns: np.ndarray,
@@ -80,6 +86,6 @@ def identify_masked(cache: GalleryCache, probe_features: np.ndarray, probe_patte
     patterns = [tuple(int(v) for v in row) for row in probe_patterns]
     for pattern in sorted(set(patterns)):
         rows = np.array([i for i, p in enumerate(patterns) if p == pattern])
-        probes = cache.head(probe_features[rows] * cache.fdm(pattern)[None])
+        probes = cache.embed(probe_features[rows], pattern)
         order[rows] = ranked_people(cache.embeddings(pattern), cache.labels, probes)
     return score_ranking(order, probe_labels)

@@ -93,3 +93,13 @@ def smoke_base(smoke_run):
     run, args = smoke_run
     assert main(with_stages(args, "base")) == 0
     return run / "base"
+
+
+@pytest.fixture(scope="session")
+def smoke_finished(smoke_base, smoke_run):
+    """The smoke run with every stage the robust models need (base, pdsn, dictionary, segmenter)."""
+    from keras_landmask.train import main
+
+    run, args = smoke_run
+    assert main(with_stages(args, "pdsn,dictionary,segmenter")) == 0
+    return run

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_landmask.evaluate import GalleryCache, identify, identify_masked
+from keras_landmask.evaluate import GalleryCache, fdm_embedder, identify, identify_masked
 from keras_landmask.train import main
 from tests.conftest import with_stages
 
@@ -30,7 +30,7 @@ def test_pattern_cache_gives_the_same_answers_as_direct_computation():
     probes = rng.normal(size=(9, 2, 2, 3)).astype(np.float32)
     probe_labels = rng.integers(0, 6, 9)
     patterns = rng.integers(0, 2, (9, 2))
-    cache = GalleryCache(head, fdm, gallery, labels)
+    cache = GalleryCache(fdm_embedder(head, fdm), gallery, labels)
     masked = identify_masked(cache, probes, patterns, probe_labels)
     assert len(cache.cache) == len({tuple(p) for p in patterns})
 
@@ -51,8 +51,8 @@ def test_cache_computes_each_pattern_once():
         calls.append(len(features))
         return features.reshape(len(features), -1)
 
-    cache = GalleryCache(head, lambda p: np.ones((1, 1, 2), np.float32), np.ones((4, 1, 1, 2), np.float32),
-                         np.arange(4))
+    cache = GalleryCache(fdm_embedder(head, lambda p: np.ones((1, 1, 2), np.float32)),
+                         np.ones((4, 1, 1, 2), np.float32), np.arange(4))
     for _ in range(3):
         cache.embeddings((1, 0))
     assert calls == [4]

@@ -7,13 +7,10 @@ keras = pytest.importorskip("keras")
 from keras_landmask.data.faceset import FaceSet  # noqa: E402
 from keras_landmask.errors import LandmaskError  # noqa: E402
 from keras_landmask.models.robust_embedder import load_robust_models  # noqa: E402
-from keras_landmask.train import main  # noqa: E402
-from tests.conftest import with_stages  # noqa: E402
 
 
-def test_robust_embedder_equals_the_manual_composition(smoke_base, smoke_run):
-    run, args = smoke_run
-    assert main(with_stages(args, "pdsn,dictionary,segmenter")) == 0
+def test_robust_embedder_equals_the_manual_composition(smoke_finished):
+    run = smoke_finished
     models = load_robust_models(run, "LM2")
     faces = FaceSet.load(run / "prepare" / "faces.npz").subset("test")
     images = faces.images[:4].copy()

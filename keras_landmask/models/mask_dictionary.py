@@ -46,12 +46,10 @@ class RegionOcclusion(keras.layers.Layer):
         self.threshold = threshold
 
     def call(self, occlusion_map):
-        regions, height, width = self.pixel_masks.shape
-        occluded = ops.cast(occlusion_map > 0.5, "float32")
-        flat = ops.reshape(occluded, (-1, height * width))
-        indicator = ops.convert_to_tensor(self.pixel_masks.reshape(regions, height * width).T)  # [H·W, R]
-        area = ops.convert_to_tensor(np.maximum(self.pixel_masks.reshape(regions, -1).sum(axis=1), 1.0))
-        covered = ops.matmul(flat, indicator) / area
+        occluded = ops.cast(occlusion_map > 0.5, "float32")  # [B, H, W, 1]
+        indicator = ops.convert_to_tensor(np.moveaxis(self.pixel_masks, 0, -1))  # [H, W, R]
+        area = ops.convert_to_tensor(np.maximum(self.pixel_masks.sum(axis=(1, 2)), 1.0))  # [R]
+        covered = ops.sum(occluded * indicator[None], axis=(1, 2)) / area  # no reshape: int8 calibration trips on it
         return ops.cast(covered > self.threshold, "float32")
 
     def compute_output_shape(self, input_shape):

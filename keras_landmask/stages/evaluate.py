@@ -20,7 +20,7 @@ from keras_landmask.data.layouts import Layout
 from keras_landmask.data.occluders import occlude_each
 from keras_landmask.data.occlusions import white_band
 from keras_landmask.data.sunglasses import sunglasses
-from keras_landmask.evaluate import GalleryCache, identify, identify_masked
+from keras_landmask.evaluate import GalleryCache, fdm_embedder, identify, identify_masked
 from keras_landmask.io import atomic_write, write_json
 from keras_landmask.models.mask_dictionary import MaskDictionary, RegionOcclusion
 from keras_landmask.models.recognizer import load_recognizer
@@ -89,8 +89,8 @@ def run(context: StageContext) -> dict:
     dictionaries = {name: load_dictionary(context, name) for name in STRATEGIES[1:]}
     coverage = {name: RegionOcclusion(layouts[name].pixel_masks()) for name in STRATEGIES[1:]}
     caches = {
-        name: GalleryCache(head, lambda p, d=d: np.asarray(d(np.array([p], np.float32)))[0], gallery_features,
-                           gallery.labels)
+        name: GalleryCache(fdm_embedder(head, lambda p, d=d: np.asarray(d(np.array([p], np.float32)))[0]),
+                           gallery_features, gallery.labels)
         for name, d in dictionaries.items()
     }
     probes = occluded_probes(test, layouts, load_mask_templates(context.masks_dir), context.config.occlusion.seed)

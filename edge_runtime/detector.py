@@ -1,0 +1,225 @@
+"""MTCNN face detection in numpy + OpenCV over three TFLite nets (``pnet``, ``rnet``, ``onet``), no TensorFlow.
+
+A re-implementation of the ``mtcnn`` package (v1.0.0, ``detect_faces`` with its defaults) step by step:
+
+* input: RGB ``uint8 [H, W, 3]`` → float32 ``(x - 127.5) / 128``, NHWC, no transposes;
+* P-net on a pyramid of scales ``0.6 * 0.709**k`` (``12 / min_face_size``), each level resized with area
+  averaging (``cv2.INTER_AREA``, the package's ``tf.image.resize(..., AREA)``) to ``floor(side * scale)``;
+* R-net (24x24) and O-net (48x48) on patches cut and bilinearly resized like ``tf.image.crop_and_resize``
+  (sample grid scaled by ``(side - 1) / side``, zeros outside the image), done here in numpy because
+  ``cv2.remap`` quantizes its bilinear weights to 1/32;
+* the package's NMS rule (a box is dropped when any higher-scored box overlaps it too much, even one that
+  was itself dropped), thresholds and box arithmetic, boxes clipped to the image, landmarks not.
+
+Net outputs are told apart by their channel count: 4 box offsets, 2 softmax (face probability last),
+10 landmarks (x1..x5, y1..y5 relative to the box).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from edge_runtime.interpreter import TFLiteModel
+
+NORMALISATION = (127.5, 128.0)  # net input = (rgb - 127.5) / 128
+CELL = 12  # P-net window (pixels of a pyramid level) and smallest level side
+STRIDE = 2  # P-net output step (pixels of a pyramid level)
+NET_FILES = ("pnet.tflite", "rnet.tflite", "onet.tflite")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The mtcnn package's ``detect_faces`` defaults (pixels, probabilities, IoU thresholds)."""
+
+    min_face_size: float = 20.0
+    scale_factor: float = 0.709
+    threshold_pnet: float = 0.6
+    threshold_rnet: float = 0.7
+    threshold_onet: float = 0.8
+    nms_pnet1: float = 0.5  # per pyramid level, IoU over union
+    nms_pnet2: float = 0.7  # across levels, IoU over union
+    nms_rnet: float = 0.7  # IoU over union
+    nms_onet: float = 0.7  # intersection over the smaller box
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+    """One detection: ``box`` float32 [4] (x, y, w, h) pixels, ``landmarks`` float32 [5, 2] (x, y) pixels
+    in the order left_eye, right_eye, nose, mouth_left, mouth_right, ``confidence`` O-net face probability."""
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    confidence: float
+
+
+Net = Callable[..., list]
+
+
+class Detector:
+    """MTCNN over three nets, each ``net(array) -> list of output arrays`` (``TFLiteModel``)."""
+
+    def __init__(self, pnet: Net, rnet: Net, onet: Net, settings: Settings = Settings()):
+        self.pnet, self.rnet, self.onet = pnet, rnet, onet
+        self.settings = settings
+
+    @classmethod
+    def from_dir(cls, models_dir: str | Path, threads: int = 1, settings: Settings = Settings()) -> "Detector":
+        """The detector over ``models_dir/{pnet,rnet,onet}.tflite``."""
+        return cls(*(TFLiteModel(Path(models_dir) / name, threads=threads) for name in NET_FILES), settings=settings)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB ``uint8 [H, W, 3]`` image, highest confidence first."""
+        normalised = (image.astype(np.float32) - NORMALISATION[0]) / NORMALISATION[1]
+        boxes = self._propose(normalised)
+        if len(boxes):
+            boxes = self._refine(normalised, boxes)
+        if not len(boxes):
+            return []
+        boxes, landmarks = self._output(normalised, boxes)
+        height, width = image.shape[:2]
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width - 1)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height - 1)
+        return [
+            Face(np.array([x1, y1, x2 - x1, y2 - y1], np.float32), marks.astype(np.float32), float(score))
+            for (x1, y1, x2, y2, score), marks in zip(boxes, landmarks)
+        ]
+
+    def _propose(self, image: np.ndarray) -> np.ndarray:
+        """P-net over the pyramid: square candidate boxes ``[N, 5]`` (x1, y1, x2, y2, score)."""
+        s = self.settings
+        levels = []
+        for scale in pyramid_scales(image.shape[:2], s.min_face_size, s.scale_factor):
+            height, width = (np.asarray(image.shape[:2]) * scale).astype(int)
+            if min(height, width) < CELL:
+                continue
+            level = cv2.resize(image, (int(width), int(height)), interpolation=cv2.INTER_AREA)
+            out = by_channels(self.pnet(level[None]))
+            boxes = grid_boxes(out[4][0], out[2][0, :, :, 1], s.threshold_pnet)
+            boxes[:, :4] /= scale
+            levels.append(boxes[keep_after_nms(boxes, s.nms_pnet1)])
+        if not levels:
+            return np.empty((0, 5))
+        boxes = by_score(np.concatenate(levels))
+        return to_square(boxes[keep_after_nms(boxes, s.nms_pnet2)])
+
+    def _refine(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """R-net on 24x24 patches: the boxes moved, filtered, NMS-ed and squared again."""
+        s = self.settings
+        out = by_channels(self.rnet(crop_patches(image, boxes, 24)))
+        boxes = shift_boxes(boxes, out[4], out[2][:, 1])
+        boxes = by_score(boxes[boxes[:, 4] > s.threshold_rnet])
+        return to_square(boxes[keep_after_nms(boxes, s.nms_rnet)])
+
+    def _output(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """O-net on 48x48 patches: final boxes ``[M, 5]`` and landmarks ``[M, 5, 2]``."""
+        s = self.settings
+        out = by_channels(self.onet(crop_patches(image, boxes, 48)))
+        size = boxes[:, 2:4] - boxes[:, 0:2] + 1
+        landmarks = size[:, None, :] * out[10].reshape(-1, 2, 5).transpose(0, 2, 1) + boxes[:, None, 0:2] - 1
+        boxes = shift_boxes(boxes, out[4], out[2][:, 1])
+        kept = boxes[:, 4] > s.threshold_onet
+        order = np.argsort(boxes[kept, 4])[::-1]
+        boxes, landmarks = boxes[kept][order], landmarks[kept][order]
+        keep = keep_after_nms(boxes, s.nms_onet, over="min")
+        return boxes[keep], landmarks[keep]
+
+
+def central_face(faces: list[Face], image_shape: tuple) -> Face | None:
+    """The face whose box centre is nearest the image centre (None for an empty list)."""
+    if not faces:
+        return None
+    centre = np.array([image_shape[1], image_shape[0]]) / 2.0
+    return min(faces, key=lambda f: float(np.hypot(*(f.box[:2] + f.box[2:] / 2.0 - centre))))
+
+
+def pyramid_scales(shape: tuple, min_face_size: float, scale_factor: float) -> np.ndarray:
+    """Pyramid scales ``[K]`` for an image of ``shape`` (H, W): ``(12 / min_face_size) * scale_factor**k``."""
+    count = round(-(np.log(min(shape) / CELL) / np.log(scale_factor) + 1))
+    return CELL / min_face_size * scale_factor ** np.arange(count)
+
+
+def by_channels(outputs: list[np.ndarray]) -> dict[int, np.ndarray]:
+    """Net outputs keyed by their last dimension (4 box offsets, 2 class probabilities, 10 landmarks)."""
+    return {out.shape[-1]: out for out in outputs}
+
+
+def grid_boxes(offsets: np.ndarray, probability: np.ndarray, threshold: float) -> np.ndarray:
+    """P-net cells with face probability above ``threshold`` as boxes ``[N, 5]`` in level pixels, best first.
+
+    ``offsets [h, w, 4]`` move the cell's window (``2 * cell + 1`` to ``2 * cell + 12``) by fractions of 11 px.
+    """
+    rows, cols = np.where(probability > threshold)
+    corners = np.stack([cols, rows, cols, rows], axis=1) * STRIDE + np.array([1, 1, CELL, CELL])
+    boxes = np.concatenate([corners + offsets[rows, cols] * (CELL - 1), probability[rows, cols, None]], axis=1)
+    return by_score(boxes)
+
+
+def by_score(boxes: np.ndarray) -> np.ndarray:
+    """Rows ``[N, 5]`` sorted by score (column 4), highest first (ties as the package breaks them)."""
+    return boxes[np.argsort(boxes[:, 4])[::-1]]
+
+
+def keep_after_nms(boxes: np.ndarray, threshold: float, over: str = "union") -> np.ndarray:
+    """Mask ``bool [N]`` of the boxes (sorted best first) that no better box overlaps by more than ``threshold``.
+
+    Overlap is intersection over union (``over="union"``) or over the smaller box (``"min"``).
+    """
+    x1, y1, x2, y2 = boxes[:, :4].T
+    area = (x2 - x1) * (y2 - y1)
+    width = np.maximum(0, np.minimum(x2[:, None], x2[None]) - np.maximum(x1[:, None], x1[None]))
+    height = np.maximum(0, np.minimum(y2[:, None], y2[None]) - np.maximum(y1[:, None], y1[None]))
+    inter = width * height
+    base = area[:, None] + area[None] - inter if over == "union" else np.minimum(area[:, None], area[None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlapping = inter / base > threshold
+    return ~np.triu(overlapping, k=1).any(axis=0)
+
+
+def to_square(boxes: np.ndarray) -> np.ndarray:
+    """Boxes ``[N, 5]`` grown to squares of their longer side around the same centre."""
+    boxes = boxes.copy()
+    size = boxes[:, 2:4] - boxes[:, 0:2]
+    side = size.max(axis=1, keepdims=True)
+    boxes[:, 0:2] += (size - side) / 2
+    boxes[:, 2:4] = boxes[:, 0:2] + side
+    return boxes
+
+
+def shift_boxes(boxes: np.ndarray, offsets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Boxes ``[N, 5]`` moved by ``offsets [N, 4]`` (fractions of width + 1, height + 1), with new scores."""
+    size = boxes[:, 2:4] - boxes[:, 0:2] + 1
+    return np.concatenate([boxes[:, :4] + offsets * np.tile(size, 2), scores[:, None]], axis=1)
+
+
+def crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Patches ``float32 [N, size, size, 3]`` of ``image [H, W, 3]`` under boxes (x1, y1, x2, y2, ...) pixels.
+
+    Bilinear samples as ``tf.image.crop_and_resize`` with boxes divided by (W, H): a ``size`` grid from
+    corner to corner, scaled by ``(side - 1) / side``; samples outside the image are 0.
+    """
+    height, width = image.shape[:2]
+    steps = np.arange(size) / (size - 1)
+    ys = (boxes[:, 1:2] + steps * (boxes[:, 3:4] - boxes[:, 1:2])) * ((height - 1) / height)
+    xs = (boxes[:, 0:1] + steps * (boxes[:, 2:3] - boxes[:, 0:1])) * ((width - 1) / width)
+    top, bottom, fy = _bilinear_axis(ys, height)
+    left, right, fx = _bilinear_axis(xs, width)
+    fy, fx = fy[:, :, None, None], fx[:, None, :, None]
+
+    def pick(rows, cols):
+        return image[rows[:, :, None], cols[:, None, :]]
+
+    upper = pick(top, left) + (pick(top, right) - pick(top, left)) * fx
+    lower = pick(bottom, left) + (pick(bottom, right) - pick(bottom, left)) * fx
+    inside = ((ys >= 0) & (ys <= height - 1))[:, :, None] & ((xs >= 0) & (xs <= width - 1))[:, None, :]
+    return ((upper + (lower - upper) * fy) * inside[..., None]).astype(np.float32)
+
+
+def _bilinear_axis(coords: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower and upper sample indices (clipped into ``[0, length)``) and the fraction between them."""
+    floor = np.floor(coords)
+    lower, upper = (np.clip(c, 0, length - 1).astype(int) for c in (floor, np.ceil(coords)))
+    return lower, upper, coords - floor

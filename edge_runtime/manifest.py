@@ -1,0 +1,61 @@
+"""The contract between an export and a device: ``manifest.json`` beside the ``.tflite`` files.
+
+Written by ``export`` (training side) and read here; both use ``REQUIRED_KEYS`` and ``sha256_file``, so the
+two cannot drift. ``load_manifest`` checks every key, that every model file exists, and its sha256.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+# Top-level keys every manifest has (see docs/android.md for what each holds).
+REQUIRED_KEYS = ("format_version", "created", "software", "quantization", "models", "crop", "layout",
+                 "detector", "threshold", "parity")
+MODEL_KEYS = ("file", "sha256", "bytes", "inputs", "outputs", "ops")
+
+
+class ManifestError(ValueError):
+    """A models folder whose manifest is missing, malformed or does not match its files."""
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(models_dir: str | Path, verify: bool = True) -> dict:
+    """The manifest of an export folder, checked: every required key, every model file present and, when
+    ``verify``, matching its sha256. Raises ``ManifestError`` with what to do."""
+    folder = Path(models_dir)
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"'{path}' not found; point to a folder written by tools/export_tflite.py")
+    try:
+        manifest = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ManifestError(f"'{path}' is not valid JSON ({error}); export the models again") from None
+    if not isinstance(manifest, dict):
+        raise ManifestError(f"'{path}' is not a manifest (expected a JSON object); export the models again")
+    missing = [key for key in REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise ManifestError(f"'{path}' lacks {', '.join(missing)}; export the models again")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise ManifestError(f"'{path}' has format {manifest['format_version']!r}, this runtime reads "
+                            f"{FORMAT_VERSION}; export again or update keras-landmask")
+    for name, entry in manifest["models"].items():
+        lacking = [key for key in MODEL_KEYS if key not in entry] if isinstance(entry, dict) else MODEL_KEYS
+        if lacking:
+            raise ManifestError(f"'{path}': model '{name}' lacks {', '.join(lacking)}; export the models again")
+        file = folder / entry["file"]
+        if not file.is_file():
+            raise ManifestError(f"model file '{file}' is missing; copy the whole export folder")
+        if verify and sha256_file(file) != entry["sha256"]:
+            raise ManifestError(f"'{file}' does not match its sha256 in the manifest (damaged or replaced); "
+                                "copy the export folder again")
+    return manifest

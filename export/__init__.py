@@ -1,0 +1,1 @@
+"""Export a finished run to TFLite: detector, features and head models, quantization, manifest, parity."""

@@ -1,0 +1,97 @@
+"""Accuracy of exported models beside the Keras ones, through the same evaluation code.
+
+A *pair* of callables stands for a recognizer, whatever runs it (Keras or LiteRT):
+``features(images uint8 [N, H, W, 3]) → (feature maps [N, h, w, C], flags [N, R])`` and
+``masked_head(feature maps, flags [N, R]) → embeddings [N, D]``. ``table_rows`` gives Table 1's rows for
+the exported layout: rank-1/rank-5 without an FDM ("none") and with the FDM of the flags the model itself
+predicts (the segmenter's), gallery = train split, probes = test split under each occlusion.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from edge_runtime.interpreter import TFLiteModel
+from keras_landmask.evaluate import GalleryCache, identify_masked, l2_normalise
+
+Features = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+MaskedHead = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def keras_pair(models, batch_size: int = 64) -> tuple[Features, MaskedHead]:
+    """The pair for ``RobustModels`` (Keras float32)."""
+    def features(images):
+        feature_map, flags = models.features.predict(images, batch_size=batch_size, verbose=0)
+        return np.asarray(feature_map), np.asarray(flags)
+
+    def masked_head(feature_map, flags):
+        return np.asarray(models.masked_head.predict([feature_map, flags], batch_size=256, verbose=0))
+
+    return features, masked_head
+
+
+def tflite_pair(features_model: TFLiteModel, head_model: TFLiteModel, batch_size: int = 32) -> tuple[Features, MaskedHead]:
+    """The pair for exported ``features.tflite`` and ``head.tflite``, run in batches."""
+    def features(images):
+        outputs = [features_model.run(image=images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+        return (np.concatenate([o["feature_map"] for o in outputs]),
+                np.concatenate([o["occluded_regions"] for o in outputs]))
+
+    def masked_head(feature_map, flags):
+        return np.concatenate([
+            head_model.run(feature_map=feature_map[i:i + batch_size], occluded_regions=flags[i:i + batch_size])["embedding"]
+            for i in range(0, len(feature_map), batch_size)])
+
+    return features, masked_head
+
+
+def pattern_embedder(masked_head: MaskedHead) -> Callable:
+    """``embed(feature maps, pattern)`` for ``GalleryCache``: every map under the same pattern's FDM."""
+    return lambda feature_map, pattern: masked_head(
+        feature_map, np.tile(np.asarray(pattern, np.float32), (len(feature_map), 1)))
+
+
+def table_rows(pair: tuple[Features, MaskedHead], gallery_images: np.ndarray, gallery_labels: np.ndarray,
+               probes: dict[str, np.ndarray], probe_labels: np.ndarray, layout: str) -> dict:
+    """``{occlusion: {"none": {rank1, rank5, n_probes}, layout: {...}, "flagged": mean regions flagged}}``."""
+    features, masked_head = pair
+    gallery_maps, _ = features(gallery_images)
+    cache = GalleryCache(pattern_embedder(masked_head), gallery_maps, gallery_labels)
+    rows = {}
+    for occlusion, images in probes.items():
+        maps, flags = features(images)
+        rows[occlusion] = {
+            "none": identify_masked(cache, maps, np.zeros_like(flags), probe_labels).to_dict(),
+            layout: identify_masked(cache, maps, flags, probe_labels).to_dict(),
+            "flagged": round(float(flags.sum(axis=1).mean()), 3),
+        }
+    return rows
+
+
+def agreement(reference: tuple[Features, MaskedHead], exported: tuple[Features, MaskedHead],
+              images: np.ndarray) -> dict:
+    """How closely ``exported`` follows ``reference`` on ``images``: embedding cosine (min, mean), the
+    fraction of region flags that agree, and the feature maps' mean absolute error relative to their scale."""
+    maps, flags = reference[0](images)
+    exported_maps, exported_flags = exported[0](images)
+    cosine = np.sum(l2_normalise(reference[1](maps, flags)) * l2_normalise(exported[1](maps, flags)), axis=1)
+    return {
+        "embedding_cosine_min": float(cosine.min()),
+        "embedding_cosine_mean": float(cosine.mean()),
+        "flag_agreement": float((flags == exported_flags).mean()),
+        "feature_map_relative_error": float(np.abs(maps - exported_maps).mean() / max(np.abs(maps).mean(), 1e-12)),
+    }
+
+
+def compare(keras_rows: dict, exported_rows: dict, layout: str) -> dict:
+    """Per row and column, rank-1 of Keras and of the export and the drop in points (Keras − export)."""
+    table, worst = {}, 0.0
+    for occlusion, row in keras_rows.items():
+        table[occlusion] = {}
+        for column in ("none", layout):
+            ours, theirs = row[column]["rank1"], exported_rows[occlusion][column]["rank1"]
+            drop = round(100 * (ours - theirs), 2)
+            worst = max(worst, drop)
+            table[occlusion][column] = {"keras_rank1": ours, "tflite_rank1": theirs, "drop_points": drop}
+    return {"rows": table, "max_drop_points": worst}
