@@ -20,7 +20,7 @@ from edge_runtime.manifest import MANIFEST_NAME
 from export.convert import QUANTIZATIONS, check_builtin_ops, to_tflite
 from export.detector import DETECTOR_SPEC, export_mtcnn
 from export.manifest import manifest_header, model_entry
-from export.parity import agreement, compare, keras_pair, table_rows, tflite_pair
+from export.parity import agreement, compare, keras_pair, pattern_embedder, table_rows, tflite_pair
 from export.threshold import calibrate_threshold
 from keras_landmask.config import load_config
 from keras_landmask.data.align import TEMPLATE_128x96
@@ -81,15 +81,17 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     log("measuring parity against the Keras models on the test split")
     exported = tflite_pair(TFLiteModel(files["features"], threads=threads), TFLiteModel(files["head"], threads=threads))
     probes = {name: images for name, (images, _) in occluded_probes(test, layouts, templates, config.occlusion.seed).items()}
-    keras_rows = table_rows(keras, train.images, train.labels, probes, test.labels, layout)
-    exported_rows = table_rows(exported, train.images, train.labels, probes, test.labels, layout)
+    keras_rows = keras_reference(run, layout, lambda: table_rows(keras, keras[0](train.images)[0], train.labels,
+                                                                 probes, test.labels, layout))
+    gallery_maps = exported[0](train.images)[0]
+    exported_rows = table_rows(exported, gallery_maps, train.labels, probes, test.labels, layout)
     parity = {**compare(keras_rows, exported_rows, layout), **agreement(keras, exported, probes["clean"][:64]),
               "target_max_drop_points": 1.0}
     log("calibrating the open-set threshold on the validation split")
-    gallery_maps, gallery_flags = exported[0](train.images)
-    val_maps, val_flags = exported[0](val.images)
-    threshold = calibrate_threshold(exported[1](gallery_maps, 0 * gallery_flags), train.labels,
-                                    exported[1](val_maps, 0 * val_flags), val.labels)
+    embed = pattern_embedder(exported[1])
+    clean = (0,) * len(layouts[layout].regions)
+    threshold = calibrate_threshold(embed(gallery_maps, clean), train.labels,
+                                    embed(exported[0](val.images)[0], clean), val.labels)
 
     manifest = {
         **manifest_header(quantize),
@@ -106,6 +108,19 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     }
     write_json(out / MANIFEST_NAME, manifest)
     return manifest
+
+
+def keras_reference(run: RunFolder, layout: str, compute) -> dict:
+    """The Keras models' parity rows, kept in ``<run>/export/`` (they are the same for every quantization)
+    and recomputed when the models are newer than the file."""
+    path = run.folder("export") / f"keras_rows_{layout}.json"
+    sources = [run.folder(stage) / name for stage, name in
+               (("base", "model.keras"), ("segmenter", "model.keras"), ("dictionary", f"{layout}.npz"))]
+    if path.is_file() and all(path.stat().st_mtime > source.stat().st_mtime for source in sources):
+        return json.loads(path.read_text())
+    rows = compute()
+    write_json(run.stage_dir("export") / path.name, rows)
+    return rows
 
 
 def run_config(run: RunFolder):

@@ -52,11 +52,11 @@ def pattern_embedder(masked_head: MaskedHead) -> Callable:
         feature_map, np.tile(np.asarray(pattern, np.float32), (len(feature_map), 1)))
 
 
-def table_rows(pair: tuple[Features, MaskedHead], gallery_images: np.ndarray, gallery_labels: np.ndarray,
+def table_rows(pair: tuple[Features, MaskedHead], gallery_maps: np.ndarray, gallery_labels: np.ndarray,
                probes: dict[str, np.ndarray], probe_labels: np.ndarray, layout: str) -> dict:
-    """``{occlusion: {"none": {rank1, rank5, n_probes}, layout: {...}, "flagged": mean regions flagged}}``."""
+    """``{occlusion: {"none": {rank1, rank5, n_probes}, layout: {...}, "flagged": mean regions flagged}}``
+    for ``gallery_maps`` (the pair's feature maps of the gallery images)."""
     features, masked_head = pair
-    gallery_maps, _ = features(gallery_images)
     cache = GalleryCache(pattern_embedder(masked_head), gallery_maps, gallery_labels)
     rows = {}
     for occlusion, images in probes.items():
@@ -71,11 +71,13 @@ def table_rows(pair: tuple[Features, MaskedHead], gallery_images: np.ndarray, ga
 
 def agreement(reference: tuple[Features, MaskedHead], exported: tuple[Features, MaskedHead],
               images: np.ndarray) -> dict:
-    """How closely ``exported`` follows ``reference`` on ``images``: embedding cosine (min, mean), the
-    fraction of region flags that agree, and the feature maps' mean absolute error relative to their scale."""
+    """How closely ``exported`` follows ``reference`` on ``images``, end to end: cosine between the two
+    embeddings (min, mean), the fraction of region flags that agree, and the feature maps' mean absolute error
+    relative to their scale."""
     maps, flags = reference[0](images)
     exported_maps, exported_flags = exported[0](images)
-    cosine = np.sum(l2_normalise(reference[1](maps, flags)) * l2_normalise(exported[1](maps, flags)), axis=1)
+    cosine = np.sum(l2_normalise(reference[1](maps, flags)) * l2_normalise(exported[1](exported_maps, exported_flags)),
+                    axis=1)
     return {
         "embedding_cosine_min": float(cosine.min()),
         "embedding_cosine_mean": float(cosine.mean()),
