@@ -1,0 +1,134 @@
+"""The on-device recognizer: detect → align → features (+ occluded regions) → head under the FDM → gallery match.
+
+    from edge_runtime.recognizer import Recognizer
+    recognizer = Recognizer.from_dir("dist/lfw-int8", gallery="people.db")
+    for face in recognizer.recognize(rgb_image):
+        print(face.name, face.score, face.occluded)
+
+Alignment is the training side's own function (``keras_landmask.data.align``, numpy + OpenCV only), so a
+device crops faces exactly as the models were trained on. A probe's occluded regions select the feature
+discarding mask; the gallery's embeddings under that mask come from its per-pattern cache.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.detector import Detector, Face, central_face
+from edge_runtime.gallery import Gallery, best_matches
+from edge_runtime.interpreter import TFLiteModel
+from edge_runtime.manifest import load_manifest
+from keras_landmask.data.align import CROPPERS, Detection
+
+UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass
+class RecognizedFace:
+    """One face in an image: ``box`` (x, y, w, h) and ``landmarks [5, 2]`` in image pixels, detector
+    ``confidence``, ``name`` (``"unknown"`` below the threshold or with an empty gallery), cosine ``score``
+    (-1..1) of the best gallery match, and the names of the face regions found occluded."""
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    confidence: float
+    name: str
+    score: float
+    occluded: list[str]
+
+    def to_dict(self) -> dict:
+        return {"box": [round(float(v), 1) for v in self.box], "landmarks": np.round(self.landmarks, 1).tolist(),
+                "confidence": round(self.confidence, 4), "name": self.name, "score": round(self.score, 4),
+                "occluded": self.occluded}
+
+
+class Recognizer:
+    """Exported models (a folder with ``manifest.json``) and, optionally, a gallery file."""
+
+    def __init__(self, models_dir: str | Path, gallery: str | Path | None = None, threshold: float | None = None,
+                 threads: int = 2, verify: bool = True):
+        folder = Path(models_dir)
+        self.manifest = load_manifest(folder, verify=verify)
+        models = self.manifest["models"]
+        self.features_model = TFLiteModel(folder / models["features"]["file"], threads=threads)
+        self.head_model = TFLiteModel(folder / models["head"]["file"], threads=threads)
+        self.detector = Detector.from_dir(folder, threads=threads)
+        crop = self.manifest["crop"]
+        self.crop_size = (int(crop["height"]), int(crop["width"]))
+        self.align = CROPPERS[crop["alignment"]]
+        self.regions = list(self.manifest["layout"]["flag_order"])
+        self.threshold = float(self.manifest["threshold"]["threshold"] if threshold is None else threshold)
+        map_shape = next(o["shape"] for o in models["features"]["outputs"] if o["name"] == "feature_map")[1:]
+        self.gallery = None if gallery is None else Gallery(
+            gallery, model_id=models["features"]["sha256"], map_shape=tuple(map_shape), embed_id=models["head"]["sha256"])
+
+    @classmethod
+    def from_dir(cls, models_dir: str | Path, gallery: str | Path | None = None, **options) -> "Recognizer":
+        return cls(models_dir, gallery, **options)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB ``uint8 [H, W, 3]`` image, most confident first."""
+        return self.detector.detect(image)
+
+    def aligned(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
+        """Crops ``uint8 [N, H, W, 3]`` of ``faces``, aligned as in training."""
+        height, width = self.crop_size
+        crops = [self.align(image, Detection(f.box, f.landmarks, f.confidence, len(faces)), height, width)[0]
+                 for f in faces]
+        return np.stack(crops) if crops else np.zeros((0, height, width, 3), np.uint8)
+
+    def describe(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(feature maps float32 [N, h, w, C], occluded flags float32 [N, R])`` of aligned crops."""
+        outputs = self.features_model.run(image=crops)
+        return outputs["feature_map"], outputs["occluded_regions"]
+
+    def embed(self, feature_maps: np.ndarray, pattern) -> np.ndarray:
+        """Embeddings ``[N, D]`` of feature maps, all under the FDM of one occlusion ``pattern`` (0/1 per region)."""
+        flags = np.tile(np.asarray(pattern, np.float32), (len(feature_maps), 1))
+        return self.head_model.run(feature_map=np.asarray(feature_maps, np.float32), occluded_regions=flags)["embedding"]
+
+    def recognize(self, image: np.ndarray, faces: list[Face] | None = None) -> list[RecognizedFace]:
+        """Every face in ``image`` (or the given detections) with its name, score and occluded regions."""
+        faces = self.detect(image) if faces is None else faces
+        if not faces:
+            return []
+        maps, flags = self.describe(self.aligned(image, faces))
+        results = []
+        for face, feature_map, row in zip(faces, maps, flags):
+            pattern = tuple(int(v > 0.5) for v in row)
+            name, score = self.identify(feature_map, pattern)
+            results.append(RecognizedFace(face.box, face.landmarks, face.confidence, name, score,
+                                          [r for r, flag in zip(self.regions, pattern) if flag]))
+        return results
+
+    def identify(self, feature_map: np.ndarray, pattern: tuple[int, ...]) -> tuple[str, float]:
+        """``(name or "unknown", score)`` of one feature map ``[h, w, C]`` under ``pattern``'s FDM."""
+        if self.gallery is None or len(self.gallery) == 0:
+            return UNKNOWN, -1.0
+        embeddings, names = self.gallery.embeddings(pattern, self.embed, normalised=True)
+        name, score = best_matches(self.embed(feature_map[None], pattern), embeddings, names, normalised=True)[0]
+        return (name if score >= self.threshold else UNKNOWN), score
+
+    def enrol(self, name: str, images: list[np.ndarray], sources: list[str]) -> tuple[int, list[str]]:
+        """Enrol ``name`` from RGB images (the face nearest each image's centre); returns (faces stored for
+        the person, sources skipped because no face was found)."""
+        if self.gallery is None:
+            raise ValueError("this Recognizer has no gallery; pass gallery=PATH")
+        crops, kept, skipped = [], [], []
+        for image, source in zip(images, sources):
+            face = central_face(self.detect(image), image.shape)
+            if face is None:
+                skipped.append(source)
+                continue
+            crops.append(self.aligned(image, [face])[0])
+            kept.append(source)
+        if not crops:
+            return dict(self.gallery.people()).get(name, 0), skipped
+        maps, _ = self.describe(np.stack(crops))
+        return self.gallery.enrol(name, maps, kept), skipped
+
+    def close(self) -> None:
+        if self.gallery is not None:
+            self.gallery.close()
