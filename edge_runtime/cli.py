@@ -15,12 +15,13 @@ import json
 import sys
 from pathlib import Path
 
+from edge_runtime.camera import CameraError
 from edge_runtime.gallery import GalleryError
 from edge_runtime.images import ImageError, image_files, read_image
 from edge_runtime.interpreter import ModelError, RuntimeMissing
 from edge_runtime.manifest import ManifestError
 
-USER_ERRORS = (GalleryError, ImageError, ManifestError, ModelError, RuntimeMissing)
+USER_ERRORS = (CameraError, GalleryError, ImageError, ManifestError, ModelError, RuntimeMissing)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,3 +103,13 @@ def smoke_finished(smoke_base, smoke_run):
     run, args = smoke_run
     assert main(with_stages(args, "pdsn,dictionary,segmenter")) == 0
     return run
+
+
+@pytest.fixture(scope="session")
+def smoke_export(smoke_finished, tmp_path_factory, masks_dir):
+    """An int8 TFLite export of the smoke run (``tools/export_tflite.py``'s work): the folder, with manifest."""
+    from export.exporter import export_run
+
+    out = tmp_path_factory.mktemp("dist") / "smoke-int8"
+    export_run(smoke_finished, out, "int8", masks_dir=masks_dir, calibration=40, log=lambda message: None)
+    return out

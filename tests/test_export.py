@@ -28,10 +28,10 @@ INT8_MIN_FLAG_AGREEMENT = 0.8
 
 
 @pytest.fixture(scope="module")
-def exports(smoke_finished, tmp_path_factory, masks_dir):
-    out = tmp_path_factory.mktemp("dist")
-    return {q: (out / q, export_run(smoke_finished, out / q, q, masks_dir=masks_dir, calibration=40, log=lambda m: None))
-            for q in ("float32", "int8")}
+def exports(smoke_finished, smoke_export, tmp_path_factory, masks_dir):
+    float32 = tmp_path_factory.mktemp("dist") / "float32"
+    export_run(smoke_finished, float32, "float32", masks_dir=masks_dir, log=lambda message: None)
+    return {q: (folder, load_manifest(folder)) for q, folder in (("float32", float32), ("int8", smoke_export))}
 
 
 @pytest.fixture(scope="module")
