@@ -39,7 +39,7 @@ class RecognizedFace:
     occluded: list[str]
 
     def to_dict(self) -> dict:
-        return {"box": [round(float(v), 1) for v in self.box], "landmarks": np.round(self.landmarks, 1).tolist(),
+        return {"box": [round(float(v), 1) for v in self.box], "landmarks": np.round(self.landmarks.astype(float), 1).tolist(),
                 "confidence": round(self.confidence, 4), "name": self.name, "score": round(self.score, 4),
                 "occluded": self.occluded}
 
