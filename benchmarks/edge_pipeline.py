@@ -261,8 +261,9 @@ def time_baseline(run: Path, frames: list[np.ndarray], truth: list[str], enrolme
             "frames": len(frames), "frames_with_face": int(sum(n > 0 for n in faces)),
             "faces_per_frame": round(float(np.mean(faces)), 3), "gallery_faces": int(len(names)),
             "nearest_is_person": int(correct),
-            "tensorflow": tf.__version__, "tf_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                                                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
+            "tensorflow": tf.__version__,
+            "tf_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
 
 
 # -- c. accuracy ---------------------------------------------------------------------------------------------
@@ -397,7 +398,8 @@ def write_report(result: dict, out: Path, name: str) -> None:
              f"{machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}; load average "
              f"{machine['load_average_start'][0]:.1f} at the start, {machine['load_average_end'][0]:.1f} at the "
              "end. **Timings are wall clock on a shared 2-core machine with a training job running, so they are "
-             "noisy (easily ±30 %) and slower than an idle machine; compare rows of one run, not across runs.**",
+             "noisy (easily ±30 %) and slower than an idle machine; compare rows of one run, not across runs. With "
+             "the cores shared, 2 interpreter threads are not reliably faster than 1.**",
              ""]
     video = result.get("video")
     if video:
@@ -427,7 +429,8 @@ def write_report(result: dict, out: Path, name: str) -> None:
                       f"{ms(s['match'])} | {ms(base['e2e_ms'])} | {base['fps']:.1f} | {ms(base['e2e_predict_ms'])} | "
                       f"{base['fps_predict']:.1f} |", "",
                       "Edge end to end against the baseline (ratio < 1: the edge pipeline is faster):", "",
-                      "| models | threads | edge ms | edge / baseline `__call__` | edge / baseline `predict` | speed-up |",
+                      "| models | threads | edge ms | edge / baseline `__call__` | edge / baseline `predict` | "
+                      "speed-up |",
                       "|---|---|---|---|---|---|"]
             for row in video["edge"]:
                 lines.append(f"| {row['quantization']} | {row['threads']} | {ms(row['e2e_ms'])} | "
@@ -449,11 +452,13 @@ def write_report(result: dict, out: Path, name: str) -> None:
         for acc in accuracy:
             prepared = reference.get(f"tflite_prepared_crops:{acc['models']}", {})
             lines += [f"### {acc['quantization']} (`{acc['models']}`), threshold {acc['threshold']:.4f}", "",
-                      f"Gallery {acc['gallery_faces']} faces of {acc['people']} people ({acc['train_no_face']} of {acc['train_images']} train "
-                      f"images without a face); {acc['test_no_face']} of {acc['test_images']} test images without "
+                      f"Gallery {acc['gallery_faces']} faces of {acc['people']} people ({acc['train_no_face']} of "
+                      f"{acc['train_images']} train images without a face); {acc['test_no_face']} of "
+                      f"{acc['test_images']} test images without "
                       f"a face (misses); {acc['seconds']:.0f} s.", "",
                       "| probes | edge rank-1 | edge rank-5 | Keras rank-1 LM2 (none) | TFLite prepared LM2 | "
-                      "accepted at threshold | wrong person accepted | impostor ≥ threshold | regions flagged (prepared) |",
+                      "accepted at threshold | wrong person accepted | impostor ≥ threshold | "
+                      "regions flagged (prepared) |",
                       "|---|---|---|---|---|---|---|---|---|"]
             for occlusion, row in acc["rows"].items():
                 k = keras.get(occlusion, {})
@@ -464,12 +469,18 @@ def write_report(result: dict, out: Path, name: str) -> None:
                     f"{pct(row['accepted_wrong'])} | {pct(row['impostor_accepted'])} | {row['regions_flagged']} "
                     f"({prepared.get(occlusion, {}).get('flagged', 'n/a')}) |")
             lines.append("")
+        lines += ["Accepted at threshold: the nearest person is right and scores at least the manifest threshold "
+                  "(calibrated on clean validation faces at 1 % false accepts). Wrong person accepted: the nearest "
+                  "person is wrong and passes it (the runtime names the wrong person). Impostor ≥ threshold: the "
+                  "best other person passes it (a false accept had the person not been enrolled). Compare the "
+                  "occluded rows with clean: a threshold calibrated on clean faces does not carry over to probes "
+                  "under an FDM.", ""]
     queries = result.get("gallery_query")
     if queries:
         lines += ["## d. Gallery query at 10 000 faces", "",
                   "From `benchmarks/gallery_query.py` (not rerun here; random maps, numpy head stand-in):", ""]
-        for name, q in queries.items():
-            lines.append(f"- `{name}.md`: {q['faces']} faces, per query {q['query_ms_memory_plus_match']:.2f} ms "
+        for stem, q in queries.items():
+            lines.append(f"- `{stem}.md`: {q['faces']} faces, per query {q['query_ms_memory_plus_match']:.2f} ms "
                          f"from memory, {q['query_ms_sqlite_load_plus_match']:.1f} ms reading SQLite; first query of "
                          f"a new pattern (cache fill) {q['cache_fill_ms'] / 1000:.1f} s.")
         lines.append("")

@@ -6,18 +6,21 @@
     python -m edge_runtime gallery  --models dist/lfw-int8 --gallery people.db list | rename OLD NEW | erase NAME
 
 Needs only LiteRT (``pip install ai-edge-litert``), numpy and OpenCV; never TensorFlow. Problems the user can
-fix are one line on stderr and exit status 2.
+fix are one line on stderr and exit status 2. ``enrol`` skips unusable photos with a line each (status 2 only
+when nothing could be enrolled); ``identify`` reports every readable photo and exits 2 if any could not be read.
+See docs/errors.md.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from pathlib import Path
 
 from edge_runtime.camera import CameraError
-from edge_runtime.gallery import GalleryError
-from edge_runtime.images import ImageError, image_files, read_image
+from edge_runtime.gallery import GalleryError, check_name
+from edge_runtime.images import IMAGE_SUFFIXES, ImageError, image_files, other_files, read_image
 from edge_runtime.interpreter import ModelError, RuntimeMissing
 from edge_runtime.manifest import ManifestError
 
@@ -81,27 +84,53 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except sqlite3.Error as error:  # a gallery write failing (disk full, read-only) outside the checked paths
+        print(f"error: gallery '{args.gallery}' cannot be used ({error}); free disk space or fix its "
+              "permissions and run again (enrolments reported as done are saved)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; every enrolment reported as done is saved", file=sys.stderr)
         return 130
 
 
 def enrol(recognizer, args) -> int:
+    """Enrol every person; unusable photos are skipped with a line each. Exit status 2 when nothing at all
+    could be enrolled, else 0."""
     if bool(args.folder) == bool(args.name):
         raise ImageError("pass either --folder DIR (one sub-folder per person) or --name NAME with photos")
+    ignored = {}  # person → files skipped for their suffix
     if args.folder:
         folder = Path(args.folder)
         if not folder.is_dir():
             raise ImageError(f"folder '{folder}' not found")
-        people = {p.name: image_files(p) for p in sorted(folder.iterdir()) if p.is_dir()}
-        if not people:
-            raise ImageError(f"'{folder}' has no sub-folders; make one per person, named after them")
+        folders = [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+        if not folders:
+            hint = " (to enrol its photos as one person: --name NAME PHOTOS...)" if image_files(folder) else ""
+            raise ImageError(f"'{folder}' has no sub-folders; make one per person, named after them{hint}")
+        people = {}
+        for person in folders:  # every name checked before anything is enrolled
+            try:
+                name = check_name(person.name)
+            except GalleryError as error:
+                raise GalleryError(f"folder '{person}': {error} (rename the folder)") from None
+            people.setdefault(name, []).extend(image_files(person))
+            ignored.setdefault(name, []).extend(other_files(person))
     else:
+        name = check_name(args.name)
         if not args.images:
-            raise ImageError(f"no photos of '{args.name}' given")
-        people = {args.name: [Path(p) for p in args.images]}
-    skipped_total = 0
+            raise ImageError(f"no photos of '{name}' given")
+        people = {name: [Path(p) for p in args.images]}
+    skipped_total = enrolled_total = photos_total = 0
     for name, paths in people.items():
+        for path in ignored.get(name, []):
+            print(f"  skipped: '{path}' is not a photo (only {', '.join(IMAGE_SUFFIXES)} files are read)",
+                  file=sys.stderr)
+            skipped_total += 1
+        photos_total += len(paths) + len(ignored.get(name, []))
+        if not paths:
+            print(f"  skipped: '{name}' has no photos ({', '.join(IMAGE_SUFFIXES)}); nobody enrolled for them",
+                  file=sys.stderr)
+            continue
         images, sources = [], []
         for path in paths:
             try:
@@ -110,22 +139,32 @@ def enrol(recognizer, args) -> int:
             except ImageError as error:
                 print(f"  skipped: {error}", file=sys.stderr)
                 skipped_total += 1
+        before = dict(recognizer.gallery.people()).get(name, 0)
         stored, no_face = recognizer.enrol(name, images, sources)
         for source in no_face:
             print(f"  skipped: no face found in '{source}'", file=sys.stderr)
         skipped_total += len(no_face)
-        print(f"{name}: {stored} face(s) enrolled")
+        enrolled_total += stored - before
+        print(f"{name}: {stored - before} face(s) enrolled" + (f", {stored} in all" if before else ""))
     print(f"gallery {args.gallery}: {len(recognizer.gallery.people())} people, {len(recognizer.gallery)} faces"
           + (f"; {skipped_total} photo(s) skipped" if skipped_total else ""))
+    if not enrolled_total:
+        print(f"error: no face enrolled: none of the {photos_total} file(s) given held a usable face; use "
+              "JPEG or PNG photos showing one face, at least 24 pixels across", file=sys.stderr)
+        return 2
     return 0
 
 
 def identify(recognizer, args) -> int:
+    """Name the faces of every photo; a photo that cannot be read is an error line, the others are still
+    done, and the exit status is then 2."""
+    unreadable = 0
     for path in args.images:
         try:
             faces = recognizer.recognize(read_image(path))
         except ImageError as error:
             print(f"error: {error}", file=sys.stderr)
+            unreadable += 1
             continue
         if args.json:
             print(json.dumps({"image": str(path), "faces": [f.to_dict() for f in faces]}, ensure_ascii=False))
@@ -134,7 +173,7 @@ def identify(recognizer, args) -> int:
         for face in [] if args.json else faces:
             occluded = f", occluded: {', '.join(face.occluded)}" if face.occluded else ""
             print(f"{path}: {face.name} (score {face.score:.3f}{occluded})")
-    return 0
+    return 2 if unreadable else 0
 
 
 def camera(recognizer, args) -> int:

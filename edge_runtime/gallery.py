@@ -233,7 +233,10 @@ class Gallery:
         try:
             yield
         except BaseException:
-            self._connection.execute("ROLLBACK")
+            # SQLite may have rolled back by itself (disk full, I/O error): a second ROLLBACK would fail with
+            # "no transaction is active" and hide the real error.
+            if self._connection.in_transaction:
+                self._connection.execute("ROLLBACK")
             raise
         self._connection.execute("COMMIT")
 

@@ -12,14 +12,15 @@ discarding mask; the gallery's embeddings under that mask come from its per-patt
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.detector import Detector, Face, central_face
-from edge_runtime.gallery import Gallery, best_matches
-from edge_runtime.interpreter import TFLiteModel
-from edge_runtime.manifest import load_manifest
+from edge_runtime.detector import NET_FILES, Detector, Face, central_face
+from edge_runtime.gallery import Gallery, GalleryError, best_matches
+from edge_runtime.interpreter import ModelError, TFLiteModel
+from edge_runtime.manifest import ManifestError, load_manifest
 from keras_landmask.data.align import CROPPERS, Detection
 
 UNKNOWN = "unknown"
@@ -50,17 +51,31 @@ class Recognizer:
     def __init__(self, models_dir: str | Path, gallery: str | Path | None = None, threshold: float | None = None,
                  threads: int = 2, verify: bool = True):
         folder = Path(models_dir)
+        if not folder.is_dir():
+            raise ManifestError(f"models folder '{folder}' not found; pass the folder written by "
+                                "tools/export_tflite.py")
         self.manifest = load_manifest(folder, verify=verify)
         models = self.manifest["models"]
-        self.features_model = TFLiteModel(folder / models["features"]["file"], threads=threads)
-        self.head_model = TFLiteModel(folder / models["head"]["file"], threads=threads)
-        self.detector = Detector.from_dir(folder, threads=threads)
-        crop = self.manifest["crop"]
-        self.crop_size = (int(crop["height"]), int(crop["width"]))
-        self.align = CROPPERS[crop["alignment"]]
-        self.regions = list(self.manifest["layout"]["flag_order"])
-        self.threshold = float(self.manifest["threshold"]["threshold"] if threshold is None else threshold)
-        map_shape = next(o["shape"] for o in models["features"]["outputs"] if o["name"] == "feature_map")[1:]
+        names = ("features", "head", *(Path(f).stem for f in NET_FILES))
+        absent = [name for name in names if name not in models]
+        if absent:
+            raise ManifestError(f"'{folder / 'manifest.json'}' lists no model {', '.join(absent)}; export the "
+                                "models again")
+        # Every model is loaded and its inputs/outputs checked now, so a wrong file fails here, not mid-run.
+        loaded = {name: check_io(TFLiteModel(folder / models[name]["file"], threads=threads), models[name])
+                  for name in names}
+        self.features_model, self.head_model = loaded["features"], loaded["head"]
+        self.detector = Detector(*(loaded[Path(f).stem] for f in NET_FILES))
+        try:
+            crop = self.manifest["crop"]
+            self.crop_size = (int(crop["height"]), int(crop["width"]))
+            self.align = CROPPERS[crop["alignment"]]
+            self.regions = [str(r) for r in self.manifest["layout"]["flag_order"]]
+            self.threshold = float(self.manifest["threshold"]["threshold"] if threshold is None else threshold)
+            map_shape = next(o["shape"] for o in models["features"]["outputs"] if o["name"] == "feature_map")[1:]
+        except (KeyError, TypeError, ValueError, StopIteration) as error:
+            raise ManifestError(f"'{folder / 'manifest.json'}' has a malformed crop, layout, threshold or "
+                                f"features entry ({type(error).__name__}: {error}); export the models again") from None
         self.gallery = None if gallery is None else Gallery(
             gallery, model_id=models["features"]["sha256"], map_shape=tuple(map_shape), embed_id=models["head"]["sha256"])
 
@@ -127,8 +142,55 @@ class Recognizer:
         if not crops:
             return dict(self.gallery.people()).get(name, 0), skipped
         maps, _ = self.describe(np.stack(crops))
-        return self.gallery.enrol(name, maps, kept), skipped
+        try:
+            return self.gallery.enrol(name, maps, kept), skipped
+        except sqlite3.OperationalError as error:  # disk full, read-only file, lock held too long
+            # SQLite rolls back by itself on a full disk; the gallery's own ROLLBACK then fails with "no
+            # transaction is active", hiding the cause, which is then the error's context.
+            cause = error.__context__ if isinstance(error.__context__, sqlite3.Error) else error
+            raise GalleryError(f"'{name}' was not enrolled: gallery '{self.gallery.path}' cannot be written "
+                               f"({cause}); free disk space or fix its permissions and enrol '{name}' again "
+                               "(people enrolled before are kept)") from None
 
     def close(self) -> None:
         if self.gallery is not None:
             self.gallery.close()
+
+
+def io_specs(model: TFLiteModel) -> tuple[dict, dict]:
+    """``({input name: (shape, dtype)}, {output name: (shape, dtype)})`` of a loaded model, named as the
+    manifest names them: by its signature when it has one, else by its tensors."""
+    interpreter = model.interpreter
+    if interpreter.get_signature_list():
+        runner = interpreter.get_signature_runner()
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+    else:
+        inputs = {d["name"]: d for d in interpreter.get_input_details()}
+        outputs = {d["name"]: d for d in interpreter.get_output_details()}
+
+    def spec(details: dict) -> dict:
+        return {name: ([int(v) for v in d["shape_signature"]], np.dtype(d["dtype"]).name) for name, d in details.items()}
+
+    return spec(inputs), spec(outputs)
+
+
+def check_io(model: TFLiteModel, entry: dict) -> TFLiteModel:
+    """``model`` when its inputs and outputs (names, shapes, dtypes) are the manifest ``entry``'s; else
+    ``ModelError``, so a wrong file fails when it is loaded rather than at its first call."""
+    try:
+        expected = tuple({t["name"]: (list(t["shape"]), t["dtype"]) for t in entry[key]} for key in ("inputs", "outputs"))
+    except (KeyError, TypeError) as error:
+        raise ManifestError(f"the manifest entry of '{model.name}' has malformed inputs/outputs ({error!r}); "
+                            "export the models again") from None
+    actual = io_specs(model)
+    for kind, want, got in zip(("inputs", "outputs"), expected, actual):
+        if sorted(want) != sorted(got):
+            raise ModelError(f"'{model.name}' is not the model its manifest describes ({kind} {sorted(got)}, "
+                             f"expected {sorted(want)}); copy the whole export folder again")
+        for name in want:
+            if want[name] != got[name]:
+                (shape, dtype), (want_shape, want_dtype) = got[name], want[name]
+                raise ModelError(f"'{model.name}' is not the model its manifest describes ({kind[:-1]} '{name}' is "
+                                 f"{shape} {dtype}, expected {want_shape} {want_dtype}); copy the whole export "
+                                 "folder again")
+    return model

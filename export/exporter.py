@@ -49,6 +49,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     run = RunFolder(run_dir)
     if not run.root.is_dir():
         raise LandmaskError(f"run folder '{run.root}' not found; train one with python -m keras_landmask.train")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise LandmaskError(f"--out '{out}' is a file; give a folder for the exported models")
     config = run_config(run)
     faces = FaceSet.load(run.require("prepare", "faces.npz"))
     layouts = {name: Layout.from_dict(d) for name, d in json.loads(run.require("prepare", "layouts.json").read_text()).items()}
@@ -57,8 +60,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     models = load_robust_models(run.root, layout)
     templates = load_mask_templates(find_masks_dir(masks_dir, config))
     occluders = occluder_catalogue(layouts, templates)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LandmaskError(f"cannot create the output folder '{out}' ({error.strerror or error}); choose a "
+                            "writable --out") from None
     (out / MANIFEST_NAME).unlink(missing_ok=True)  # no manifest until the folder is complete again
 
     train, val, test = (faces.subset(s) for s in ("train", "val", "test"))

@@ -14,18 +14,46 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edge_runtime.images import header_problem
 from keras_landmask.data.align import CROPPERS, Detection, fallback_detection
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.lfw import Sample
+from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_npz
 
 DETECTOR_VERSION = "mtcnn-1.0.0/central-face/v2"
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """RGB ``uint8 [H, W, 3]``, or None when the file cannot be decoded as an image."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """RGB ``uint8 [H, W, 3]``, or None when the file cannot be used as an image: unreadable, not decodable,
+    cut short (a PNG/JPEG without its end, which OpenCV would decode with a grey bottom) or claiming more
+    than ``edge_runtime.images.MAX_PIXELS`` pixels (a decompression bomb) — the runtime's own checks."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if not data or header_problem(data):
+        return None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # over OpenCV's pixel limit in a format whose header is not checked
+        return None
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_readable(samples: list[Sample], readable: np.ndarray) -> None:
+    """``LandmaskError`` unless at least 2 people keep a readable image in the train split (unreadable files
+    are skipped and counted, but a folder of them cannot be trained on)."""
+    people = {s.person for s, ok in zip(samples, readable) if ok and s.split == "train"}
+    if len(people) >= 2:
+        return
+    bad = [str(s.path) for s, ok in zip(samples, readable) if not ok]
+    example = f", e.g. '{bad[0]}'" if bad else ""
+    raise LandmaskError(
+        f"only {int(np.sum(readable))} of {len(samples)} images could be read ({len(bad)} damaged or not "
+        f"JPEG/PNG{example}), leaving {len(people)} people with training images; recognition needs at least 2: "
+        "replace or remove the damaged files"
+    )
 
 
 def files_key(samples: list[Sample], *settings: object) -> str:
@@ -53,13 +81,15 @@ def detect_all(samples: list[Sample], make_detector: Callable, cache_dir: Path, 
         "confidence": np.zeros(n, np.float32),
         "n_faces": np.zeros(n, np.int32),
     }
-    detector = make_detector()
+    detector = None  # made at the first readable image: no model is loaded for a folder of unreadable files
     with tqdm(total=n, desc="detect faces (MTCNN)", unit="img", disable=not progress) as bar:
         for start in range(0, n, batch):
             indices = range(start, min(n, start + batch))
             images = {i: read_rgb(samples[i].path) for i in indices}
             readable = [i for i, image in images.items() if image is not None]
-            for i, det in zip(readable, detector.detect([images[i] for i in readable])):
+            if readable and detector is None:
+                detector = make_detector()
+            for i, det in zip(readable, detector.detect([images[i] for i in readable]) if readable else []):
                 out["readable"][i] = True
                 out["size"][i] = images[i].shape[1], images[i].shape[0]
                 if det is not None:
@@ -91,6 +121,7 @@ def build_faceset(
         unreadable = sorted(set(str(s.path) for s in samples) - set(faces.paths.tolist()))
         return faces, unreadable, path
     det = detect_all(samples, make_detector, cache_dir, detect_batch, progress)
+    check_readable(samples, det["readable"])
     found = det["found"]
     relative_boxes = det["box"][found] / np.tile(det["size"][found], 2)
     relative_marks = det["landmarks"][found] / det["size"][found][:, None, :]

@@ -33,13 +33,17 @@ def discover_people(root: str | Path, min_images: int = 10, max_people: int = 0)
     hint = "pass --data DIR (or set LANDMASK_DATA) to an LFW folder with one sub-folder of JPEGs per person"
     if not root.is_dir():
         raise LandmaskError(f"data folder '{root}' does not exist; {hint}")
-    people = {}
+    people, others = {}, 0
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         if files:
             people[folder.name] = files
+        elif any(f.is_file() for f in folder.iterdir()):
+            others += 1
     if not people:
-        raise LandmaskError(f"data folder '{root}' holds no person folders with images; {hint}")
+        found = (f" ({others} sub-folder(s) hold only files that are not {'/'.join(IMAGE_SUFFIXES)})"
+                 if others else "")
+        raise LandmaskError(f"data folder '{root}' holds no person folders with images{found}; {hint}")
     chosen = {name: files for name, files in people.items() if len(files) >= min_images}
     if max_people and len(chosen) < max_people:
         raise LandmaskError(

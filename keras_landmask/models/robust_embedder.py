@@ -17,7 +17,7 @@ import numpy as np
 from keras_landmask.data.layouts import Layout
 from keras_landmask.errors import LandmaskError
 from keras_landmask.models.mask_dictionary import MaskDictionary, RegionOcclusion
-from keras_landmask.models.recognizer import load_recognizer
+from keras_landmask.models.recognizer import load_keras_file, load_recognizer
 
 
 @dataclasses.dataclass
@@ -54,7 +54,11 @@ def load_robust_models(run_root: str | Path, layout_name: str = "LM2") -> Robust
             raise LandmaskError(f"'{path}' not found; run the '{stage}' stage of {root} first")
     layout = Layout.from_dict(json.loads(paths["prepare"].read_text())[layout_name])
     recognizer = load_recognizer(root / "base" / "model.keras")
-    with np.load(paths["dictionary"]) as data:
-        masks = data["masks"]
-    segmenter = keras.saving.load_model(paths["segmenter"], compile=False)
+    try:
+        with np.load(paths["dictionary"]) as data:
+            masks = data["masks"]
+    except Exception as error:  # not an npz, cut short, no "masks"
+        raise LandmaskError(f"'{paths['dictionary']}' is not a readable mask dictionary ({type(error).__name__}: "
+                            f"{str(error)[:200]}); rerun the 'dictionary' stage with --force") from None
+    segmenter = load_keras_file(paths["segmenter"], "segmenter")
     return build_robust_models(recognizer.trunk, recognizer.head, segmenter, masks, layout)
