@@ -173,17 +173,20 @@ class Gallery:
     def _create_file(self) -> None:
         """An empty file, mode 0600, where none exists, so the database is never readable by others."""
         folder = self.path.parent
-        if not folder.is_dir():
-            raise GalleryError(f"folder '{folder}' does not exist; create it or choose another gallery path")
-        if self.path.is_dir():
-            raise GalleryError(f"'{self.path}' is a folder; give a file path for the gallery")
         try:
+            if not folder.is_dir():
+                raise GalleryError(f"folder '{folder}' does not exist; create it or choose another gallery path")
+            if self.path.is_dir():
+                raise GalleryError(f"'{self.path}' is a folder; give a file path for the gallery")
             handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         except FileExistsError:
             return
         except PermissionError:
             raise GalleryError(f"cannot create '{self.path}' (permission denied); choose a writable folder") \
                 from None
+        except OSError as error:  # a name too long, a read-only file system, ...
+            raise GalleryError(f"cannot create '{self.path}' ({error.strerror or error}); choose another gallery "
+                               "path") from None
         try:
             os.fchmod(handle, 0o600)  # whatever the umask
         finally:
@@ -284,7 +287,9 @@ class Gallery:
 
     def erase(self, name: str) -> int:
         """Delete ``name``, their faces and cached embeddings, then rewrite the file (VACUUM and a truncating
-        WAL checkpoint) so nothing of them remains in it. Returns the number of faces erased."""
+        WAL checkpoint) so nothing of them remains in it. Returns the number of faces erased. ``GalleryError``
+        after the deletion when another connection's read kept the checkpoint from finishing (old pages stay
+        in the file until a later checkpoint, e.g. when the last connection closes)."""
         name = check_name(name)
         db = self._connection
         with self._transaction():
@@ -295,7 +300,12 @@ class Gallery:
             db.execute("DELETE FROM people WHERE id = ?", (person,))  # cascades to faces and embeddings
             self._bump()
         db.execute("VACUUM")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The old pages stay in the file while another connection is reading them (waited for up to the busy
+        # timeout): say so rather than report a clean erase.
+        if db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+            raise GalleryError(f"'{name}' is erased, but another program reading gallery '{self.path}' keeps old "
+                               "copies of the file's pages in it until it stops; close that program (e.g. the "
+                               "camera), then open the gallery once more (e.g. list it) to finish")
         return count
 
     def rename(self, old: str, new: str) -> None:

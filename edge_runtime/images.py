@@ -97,7 +97,7 @@ def image_size(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
             return "WebP", _webp_size(data)
         if data[:4] in (b"II*\x00", b"MM\x00*"):
             return "TIFF", _tiff_size(data)
-    except struct.error:  # a header cut short: the decoder refuses it
+    except (struct.error, IndexError):  # a header cut short: the decoder refuses it
         pass
     return None, None
 
@@ -107,8 +107,11 @@ def _jpeg_segments(data: bytes) -> tuple[tuple[int, int] | None, int | None]:
     (an EXIF thumbnail inside APP1 is skipped with its segment)."""
     position, size = 2, None
     while position + 4 <= len(data):
-        if data[position] != 0xFF:
-            return size, None
+        if data[position] != 0xFF:  # stray bytes between segments: skipped, as libjpeg does (with a warning)
+            position = data.find(b"\xff", position)
+            if position < 0:
+                return size, None
+            continue
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte
             position += 1
@@ -118,6 +121,8 @@ def _jpeg_segments(data: bytes) -> tuple[tuple[int, int] | None, int | None]:
             continue
         length = struct.unpack(">H", data[position + 2:position + 4])[0]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and size is None:  # SOFn
+            if position + 9 > len(data):
+                return size, None
             height, width = struct.unpack(">HH", data[position + 5:position + 9])
             size = (width, height)
         if marker == 0xDA:  # start of scan: compressed image data follows its header
@@ -130,7 +135,7 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
     chunk = data[12:16]
     if chunk == b"VP8X":
         return (int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1)
-    if chunk == b"VP8L" and data[20] == 0x2F:
+    if chunk == b"VP8L" and data[20:21] == b"\x2f":
         bits = int.from_bytes(data[21:25], "little")
         return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
     if chunk == b"VP8 ":

@@ -47,7 +47,8 @@ class TFLiteModel:
                                                    model_content=content, num_threads=threads)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise ModelError(f"'{self.name}' is not a loadable TFLite model ({str(error).splitlines()[0]})") from error
+            reason = (str(error).splitlines() or [type(error).__name__])[0]  # an error may have no message
+            raise ModelError(f"'{self.name}' is not a loadable TFLite model ({reason})") from error
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
 

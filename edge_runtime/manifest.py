@@ -35,10 +35,10 @@ def load_manifest(models_dir: str | Path, verify: bool = True) -> dict:
     ``verify``, matching its sha256. Raises ``ManifestError`` with what to do."""
     folder = Path(models_dir)
     path = folder / MANIFEST_NAME
-    if not path.is_file():
+    if not _is_file(path):
         raise ManifestError(f"'{path}' not found; point to a folder written by tools/export_tflite.py")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
     except OSError as error:
         raise ManifestError(f"'{path}' cannot be read ({error.strerror or error}); check its permissions") from None
     except UnicodeDecodeError as error:
@@ -65,7 +65,7 @@ def load_manifest(models_dir: str | Path, verify: bool = True) -> dict:
             raise ManifestError(f"'{path}': model '{name}' file {entry['file']!r} is not a file name in the export "
                                 "folder; export the models again")
         file = folder / entry["file"]
-        if not file.is_file():
+        if not _is_file(file):
             raise ManifestError(f"model file '{file}' is missing; copy the whole export folder")
         if verify:
             try:
@@ -77,6 +77,13 @@ def load_manifest(models_dir: str | Path, verify: bool = True) -> dict:
                 raise ManifestError(f"'{file}' does not match its sha256 in the manifest (damaged or replaced); "
                                     "copy the export folder again")
     return manifest
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a name too long for the file system
+        return False
 
 
 def is_file_name(name) -> bool:

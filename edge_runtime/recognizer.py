@@ -169,7 +169,8 @@ def io_specs(model: TFLiteModel) -> tuple[dict, dict]:
         outputs = {d["name"]: d for d in interpreter.get_output_details()}
 
     def spec(details: dict) -> dict:
-        return {name: ([int(v) for v in d["shape_signature"]], np.dtype(d["dtype"]).name) for name, d in details.items()}
+        return {name: ([int(v) for v in d["shape_signature"]], np.dtype(d["dtype"]).name)
+                for name, d in details.items()}
 
     return spec(inputs), spec(outputs)
 
@@ -178,7 +179,8 @@ def check_io(model: TFLiteModel, entry: dict) -> TFLiteModel:
     """``model`` when its inputs and outputs (names, shapes, dtypes) are the manifest ``entry``'s; else
     ``ModelError``, so a wrong file fails when it is loaded rather than at its first call."""
     try:
-        expected = tuple({t["name"]: (list(t["shape"]), t["dtype"]) for t in entry[key]} for key in ("inputs", "outputs"))
+        expected = tuple({t["name"]: (list(t["shape"]), t["dtype"]) for t in entry[key]}
+                         for key in ("inputs", "outputs"))
     except (KeyError, TypeError) as error:
         raise ManifestError(f"the manifest entry of '{model.name}' has malformed inputs/outputs ({error!r}); "
                             "export the models again") from None

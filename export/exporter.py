@@ -21,7 +21,7 @@ from export.convert import QUANTIZATIONS, check_builtin_ops, to_tflite
 from export.detector import DETECTOR_SPEC, export_mtcnn
 from export.manifest import manifest_header, model_entry
 from export.parity import agreement, compare, keras_pair, pattern_embedder, table_rows, tflite_pair
-from export.threshold import calibrate_threshold
+from export.threshold import calibrate_threshold, pattern_thresholds
 from keras_landmask.config import load_config
 from keras_landmask.data.align import TEMPLATE_128x96
 from keras_landmask.data.facemask import load_mask_templates
@@ -93,11 +93,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     exported_rows = table_rows(exported, gallery_maps, train.labels, probes, test.labels, layout)
     parity = {**compare(keras_rows, exported_rows, layout), **agreement(keras, exported, probes["clean"][:64]),
               "target_max_drop_points": 1.0}
-    log("calibrating the open-set threshold on the validation split")
+    log("calibrating open-set thresholds on the validation split (clean, and per occlusion pattern)")
     embed = pattern_embedder(exported[1])
     clean = (0,) * len(layouts[layout].regions)
     threshold = calibrate_threshold(embed(gallery_maps, clean), train.labels,
                                     embed(exported[0](val.images)[0], clean), val.labels)
+    val_probes = occluded_probes(val, layouts, templates, config.occlusion.seed)
+    threshold["per_pattern"] = pattern_thresholds(
+        exported[0], embed, gallery_maps, train.labels,
+        {name: images for name, (images, _) in val_probes.items() if name != "clean"}, val.labels)
 
     manifest = {
         **manifest_header(quantize),

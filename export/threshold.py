@@ -29,3 +29,31 @@ def calibrate_threshold(gallery: np.ndarray, gallery_labels: np.ndarray, probes:
         "n_probes": int(len(probes)),
         "split": "val probes against the train gallery, clean faces",
     }
+
+
+def pattern_thresholds(features, embed, gallery_maps: np.ndarray, gallery_labels: np.ndarray,
+                       probes: dict[str, np.ndarray], probe_labels: np.ndarray, min_probes: int = 30,
+                       false_accept_rate: float = 0.01) -> dict[str, dict]:
+    """Thresholds per occlusion pattern, as ``calibrate_threshold`` does for clean faces.
+
+    A masked face scores differently: the FDM drops features from probe and gallery alike, so wrong people
+    come closer. ``probes`` are the validation images under synthetic occlusions (name → ``uint8 [P, H, W, 3]``,
+    every array in ``probe_labels`` order); ``features(images) → (maps, flags)`` and ``embed(maps, pattern)``
+    are the exported models. Patterns the segmenter gives at least ``min_probes`` probes get their own entry,
+    keyed like the gallery's cache (``"0,0,0,1,1"``); the runtime falls back to the clean threshold otherwise.
+    """
+    groups: dict[tuple, list] = {}
+    for images in probes.values():
+        maps, flags = features(images)
+        for feature_map, row, label in zip(maps, flags, probe_labels):
+            pattern = tuple(int(v > 0.5) for v in row)
+            if any(pattern):
+                groups.setdefault(pattern, []).append((feature_map, label))
+    thresholds = {}
+    for pattern, members in sorted(groups.items()):
+        if len(members) >= min_probes:
+            maps = np.stack([m for m, _ in members])
+            labels = np.array([label for _, label in members])
+            thresholds[",".join(map(str, pattern))] = calibrate_threshold(
+                embed(gallery_maps, pattern), gallery_labels, embed(maps, pattern), labels, false_accept_rate)
+    return thresholds

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_paths(Path(args.run), Path(args.out))  # before TensorFlow is imported: answers in a second
         from export.exporter import export_run
 
         manifest = export_run(args.run, args.out, args.quantize, args.layout, args.masks, args.calibration,
@@ -54,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print_summary(manifest, Path(args.out))
     return 0
+
+
+def check_paths(run: Path, out: Path) -> None:
+    """The mistakes seen without loading anything (``export_run`` checks them again for API callers)."""
+    if not run.is_dir():
+        raise LandmaskError(f"run folder '{run}' not found; train one with python -m keras_landmask.train")
+    if out.exists() and not out.is_dir():
+        raise LandmaskError(f"--out '{out}' is a file; give a folder for the exported models")
 
 
 def print_summary(manifest: dict, out: Path) -> None:

@@ -60,5 +60,5 @@ def load_robust_models(run_root: str | Path, layout_name: str = "LM2") -> Robust
     except Exception as error:  # not an npz, cut short, no "masks"
         raise LandmaskError(f"'{paths['dictionary']}' is not a readable mask dictionary ({type(error).__name__}: "
                             f"{str(error)[:200]}); rerun the 'dictionary' stage with --force") from None
-    segmenter = load_keras_file(paths["segmenter"], "segmenter")
+    segmenter = load_keras_file(paths["segmenter"], "segmenter", "segmenter")
     return build_robust_models(recognizer.trunk, recognizer.head, segmenter, masks, layout)
