@@ -11,7 +11,6 @@ Timings on a shared machine are noisy: compare rows measured together.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

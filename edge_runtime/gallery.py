@@ -199,6 +199,8 @@ class Gallery:
             raise GalleryError(f"'{self.path}' was written by a newer keras-landmask (schema {version}); "
                                "update keras-landmask")
         if version == 0:
+            if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:  # before WAL changes its header
+                raise GalleryError(f"'{self.path}' is an SQLite file but not a gallery; pass another path")
             db.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes effect on a new, empty file
         db.execute("PRAGMA journal_mode=WAL")  # -wal and -shm files get the database file's mode
         db.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")  # shrink the WAL after a big transaction
@@ -231,17 +233,22 @@ class Gallery:
 
     @contextlib.contextmanager
     def _transaction(self, mode: str = "IMMEDIATE"):
-        """``with self._transaction():`` BEGIN ... COMMIT, or ROLLBACK on an exception."""
-        self._connection.execute(f"BEGIN {mode}")
+        """``with self._transaction():`` BEGIN ... COMMIT, or ROLLBACK on an exception; a failed write (disk
+        full, read-only file, locked by another program) becomes a ``GalleryError`` and changes nothing."""
         try:
-            yield
-        except BaseException:
-            # SQLite may have rolled back by itself (disk full, I/O error): a second ROLLBACK would fail with
-            # "no transaction is active" and hide the real error.
-            if self._connection.in_transaction:
-                self._connection.execute("ROLLBACK")
-            raise
-        self._connection.execute("COMMIT")
+            self._connection.execute(f"BEGIN {mode}")
+            try:
+                yield
+                self._connection.execute("COMMIT")
+            except BaseException:
+                # SQLite may have rolled back by itself (disk full, I/O error): a second ROLLBACK would fail
+                # with "no transaction is active" and hide the real error.
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            raise GalleryError(f"could not write gallery '{self.path}' ({error}); nothing of this change was "
+                               "saved: free disk space, check permissions, or close other programs using it") from None
 
     def _bump(self) -> None:
         self._connection.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.detector import NET_FILES, Detector, Face, central_face
-from edge_runtime.gallery import Gallery, GalleryError, best_matches
+from edge_runtime.gallery import Gallery, GalleryError, best_matches, pattern_key
 from edge_runtime.interpreter import ModelError, TFLiteModel
 from edge_runtime.manifest import ManifestError, load_manifest
 from keras_landmask.data.align import CROPPERS, Detection
@@ -72,8 +72,13 @@ class Recognizer:
             self.align = CROPPERS[crop["alignment"]]
             self.regions = [str(r) for r in self.manifest["layout"]["flag_order"]]
             self.threshold = float(self.manifest["threshold"]["threshold"] if threshold is None else threshold)
+            # Occluded faces score differently (the FDM drops features from probe and gallery alike): the export
+            # calibrated a threshold per common occlusion pattern. A threshold given by the caller overrides all.
+            self.pattern_thresholds = {} if threshold is not None else {
+                str(key): float(entry["threshold"])
+                for key, entry in self.manifest["threshold"].get("per_pattern", {}).items()}
             map_shape = next(o["shape"] for o in models["features"]["outputs"] if o["name"] == "feature_map")[1:]
-        except (KeyError, TypeError, ValueError, StopIteration) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as error:
             raise ManifestError(f"'{folder / 'manifest.json'}' has a malformed crop, layout, threshold or "
                                 f"features entry ({type(error).__name__}: {error}); export the models again") from None
         self.gallery = None if gallery is None else Gallery(
@@ -124,7 +129,11 @@ class Recognizer:
             return UNKNOWN, -1.0
         embeddings, names = self.gallery.embeddings(pattern, self.embed, normalised=True)
         name, score = best_matches(self.embed(feature_map[None], pattern), embeddings, names, normalised=True)[0]
-        return (name if score >= self.threshold else UNKNOWN), score
+        return (name if score >= self.threshold_for(pattern) else UNKNOWN), score
+
+    def threshold_for(self, pattern: tuple[int, ...]) -> float:
+        """The open-set threshold (cosine) for faces with this occlusion ``pattern``."""
+        return self.pattern_thresholds.get(pattern_key(pattern), self.threshold)
 
     def enrol(self, name: str, images: list[np.ndarray], sources: list[str]) -> tuple[int, list[str]]:
         """Enrol ``name`` from RGB images (the face nearest each image's centre); returns (faces stored for

@@ -79,7 +79,8 @@ def print_summary(manifest: dict, out: Path) -> None:
           f"embedding cosine min {parity['embedding_cosine_min']:.4f}, flags agree {parity['flag_agreement']:.1%}")
     threshold = manifest["threshold"]
     print(f"  open-set threshold {threshold['threshold']:.3f}: {threshold['false_accept_rate']:.1%} of unknown "
-          f"faces accepted, {threshold['true_accept_rate']:.1%} of known ones recognised (validation split)")
+          f"faces accepted, {threshold['true_accept_rate']:.1%} of known ones recognised (validation split); "
+          f"{len(threshold.get('per_pattern', {}))} occlusion patterns have their own")
 
 
 if __name__ == "__main__":
