@@ -12,7 +12,6 @@ discarding mask; the gallery's embeddings under that mask come from its per-patt
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -153,13 +152,8 @@ class Recognizer:
         maps, _ = self.describe(np.stack(crops))
         try:
             return self.gallery.enrol(name, maps, kept), skipped
-        except sqlite3.OperationalError as error:  # disk full, read-only file, lock held too long
-            # SQLite rolls back by itself on a full disk; the gallery's own ROLLBACK then fails with "no
-            # transaction is active", hiding the cause, which is then the error's context.
-            cause = error.__context__ if isinstance(error.__context__, sqlite3.Error) else error
-            raise GalleryError(f"'{name}' was not enrolled: gallery '{self.gallery.path}' cannot be written "
-                               f"({cause}); free disk space or fix its permissions and enrol '{name}' again "
-                               "(people enrolled before are kept)") from None
+        except GalleryError as error:  # disk full, read-only file, a lock held too long: nothing was written
+            raise GalleryError(f"'{name}' was not enrolled: {error} (people enrolled before are kept)") from None
 
     def close(self) -> None:
         if self.gallery is not None:

@@ -477,8 +477,8 @@ def test_disk_full_during_enrolment_keeps_earlier_people(smoke_export, lfw_root,
     out, err = capsys.readouterr()
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and "Traceback" not in err
-    assert errors[0].startswith(f"error: '{PERSON}' was not enrolled: gallery '{gallery}' cannot be written "
-                                "(database or disk is full); free disk space")
+    assert errors[0].startswith(f"error: '{PERSON}' was not enrolled: could not write gallery '{gallery}' "
+                                "(database or disk is full); nothing of this change was saved: free disk space")
     assert f"{OTHER}: 2 face(s) enrolled" in out  # acknowledged ...
     assert gallery_people(gallery) == {OTHER: 2}  # ... and still there, the file intact
 
