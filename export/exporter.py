@@ -18,7 +18,7 @@ import yaml
 from edge_runtime.interpreter import TFLiteModel
 from edge_runtime.manifest import MANIFEST_NAME
 from export.convert import QUANTIZATIONS, check_builtin_ops, to_tflite
-from export.detector import DETECTOR_SPEC, export_mtcnn
+from export.detector import APPLIED_QUANTIZATION, DETECTOR_SPEC, export_mtcnn
 from export.manifest import manifest_header, model_entry
 from export.parity import agreement, compare, keras_pair, pattern_embedder, table_rows, tflite_pair
 from export.threshold import calibrate_threshold, pattern_thresholds
@@ -110,7 +110,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
                  "dtype": "uint8", "alignment": config.data.alignment,
                  "template_landmarks_128x96": TEMPLATE_128x96.tolist()},
         "layout": models_layout(layouts[layout], models),
-        "detector": DETECTOR_SPEC,
+        "detector": {**DETECTOR_SPEC, "quantization": APPLIED_QUANTIZATION[quantize]},
         "threshold": threshold,
         "parity": {"layout": layout, "test_probes": int(len(test)), "gallery": int(len(train)),
                    "keras": keras_rows, "tflite": exported_rows, **parity},
