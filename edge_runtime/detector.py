@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.interpreter import TFLiteModel
+from keras_landmask.data.align import central_index
 
 NORMALISATION = (127.5, 128.0)  # net input = (rgb - 127.5) / 128
 CELL = 12  # P-net window (pixels of a pyramid level) and smallest level side
@@ -130,10 +131,7 @@ class Detector:
 
 def central_face(faces: list[Face], image_shape: tuple) -> Face | None:
     """The face whose box centre is nearest the image centre (None for an empty list)."""
-    if not faces:
-        return None
-    centre = np.array([image_shape[1], image_shape[0]]) / 2.0
-    return min(faces, key=lambda f: float(np.hypot(*(f.box[:2] + f.box[2:] / 2.0 - centre))))
+    return faces[central_index([f.box for f in faces], image_shape)] if faces else None
 
 
 def pyramid_scales(shape: tuple, min_face_size: float, scale_factor: float) -> np.ndarray:

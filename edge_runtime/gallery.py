@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from keras_landmask.evaluate import l2_normalise
+
 SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 100
 EMBED_BATCH = 256  # feature maps per ``embed`` call when filling the cache
@@ -96,10 +98,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
-
-
 def best_matches(queries: np.ndarray, embeddings: np.ndarray, names: np.ndarray,
                  normalised: bool = False) -> list[tuple[str | None, float]]:
     """``(name, score)`` for each of ``queries [P, D]``: the person whose best face (of ``embeddings [G, D]``,
@@ -114,8 +112,8 @@ def best_matches(queries: np.ndarray, embeddings: np.ndarray, names: np.ndarray,
     if embeddings.shape[-1] != queries.shape[1]:
         raise GalleryError(f"query embeddings have {queries.shape[1]} values, the gallery's "
                            f"{embeddings.shape[-1]}; embed probes and gallery with the same models")
-    gallery = embeddings if normalised else _unit(embeddings)
-    similarity = gallery @ _unit(queries).T  # [G, P]
+    gallery = embeddings if normalised else l2_normalise(embeddings)
+    similarity = gallery @ l2_normalise(queries).T  # [G, P]
     # A person's score is their best face's, so the best person is the owner of the best face.
     best = similarity.argmax(axis=0)
     return [(str(names[g]), float(similarity[g, p])) for p, g in enumerate(best)]
@@ -366,7 +364,7 @@ class Gallery:
                 return entry[1], entry[2]
             raw = self._memory.get((key, False))
             if normalised and raw is not None:
-                return self._remember(key, True, current, _unit(raw[1]), raw[2])
+                return self._remember(key, True, current, l2_normalise(raw[1]), raw[2])
         with self._transaction("DEFERRED"):  # one consistent snapshot; writers are not blocked (WAL)
             generation = self._generation()
             rows = db.execute("SELECT f.id, p.name, e.embedding FROM faces f JOIN people p ON p.id = f.person_id "
@@ -395,7 +393,7 @@ class Gallery:
                 if self._generation() == generation:  # else faces changed meanwhile: use, don't store
                     db.executemany("INSERT OR REPLACE INTO embeddings (pattern, face_id, embedding) "
                                    "VALUES (?, ?, ?)", [(key, i, v.tobytes()) for i, v in computed.items()])
-        return self._remember(key, normalised, generation, _unit(vectors) if normalised else vectors, names)
+        return self._remember(key, normalised, generation, l2_normalise(vectors) if normalised else vectors, names)
 
     def _remember(self, key: str, normalised: bool, generation: int, vectors: np.ndarray,
                   names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -61,17 +61,19 @@ class FaceDetector:
         return results
 
 
+def central_index(boxes, image_shape: tuple) -> int:
+    """Index of the box ``(x, y, w, h)`` whose centre is nearest the centre of an image of ``image_shape``
+    (the face a photo is of, when it shows several); the first on ties. ``boxes`` must not be empty."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    centres = boxes[:, :2] + boxes[:, 2:] / 2.0
+    return int(np.argmin(np.hypot(*(centres - [image_shape[1] / 2.0, image_shape[0] / 2.0]).T)))
+
+
 def choose_central_face(faces: list[dict], image_shape: tuple) -> Detection | None:
     """The MTCNN face whose box centre is nearest the image centre (None for an empty list)."""
     if not faces:
         return None
-    centre = np.array([image_shape[1] / 2.0, image_shape[0] / 2.0])
-
-    def distance(face: dict) -> float:
-        x, y, w, h = face["box"]
-        return float(np.hypot(*(np.array([x + w / 2.0, y + h / 2.0]) - centre)))
-
-    face = min(faces, key=distance)
+    face = faces[central_index([f["box"] for f in faces], image_shape)]
     landmarks = np.array([face["keypoints"][name] for name in LANDMARK_NAMES], dtype=np.float32)
     return Detection(np.asarray(face["box"], np.float32), landmarks, float(face["confidence"]), len(faces))
 
