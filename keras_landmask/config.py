@@ -68,13 +68,13 @@ class ModelConfig:
 class TrainConfig:
     """Schedule of the base recognizer (AdamW, linear warm-up then cosine decay)."""
 
-    epochs: int = 30
+    epochs: int = 24  # fast; 30 epochs measured test rank-1 89.6 % in 30.7 min, over the 25-min stage budget
     batch_size: int = 32
     learning_rate: float = 3e-3  # peak, after warm-up
     weight_decay: float = 5e-4
     warmup_epochs: int = 2
     patience: int = 10  # epochs without a better validation rank-1 before stopping
-    eval_every: int = 1  # epochs between validation rank-1 evaluations
+    eval_every: int = 2  # epochs between validation rank-1 evaluations (one costs ~17 s on fast: 3.7k crops)
     occlusion_augment: float = 0.0  # probability that a training image gets a random synthetic occlusion
     seed: int = 42
 
@@ -84,7 +84,7 @@ class PDSNConfig:
     """Mask-generator training in the PDSN (trunk, head and classifier frozen; PDSN's SGD settings)."""
 
     layouts: list = dataclasses.field(default_factory=lambda: ["LM1", "LM2", "grid3x3"])
-    epochs: int = 3
+    epochs: int = 2
     batch_size: int = 32
     learning_rate: float = 0.1
     momentum: float = 0.9
@@ -149,7 +149,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "data": {"max_people": 4, "max_images_per_person": 12},
         "occlusion": {"label_samples": 24},
         "model": {"base_width": 8, "embedding_dim": 64, "dropout": 0.0},
-        "train": {"epochs": 20, "batch_size": 16, "warmup_epochs": 0, "learning_rate": 3e-3, "patience": 20},
+        "train": {"epochs": 20, "batch_size": 16, "warmup_epochs": 0, "learning_rate": 3e-3, "patience": 20,
+                  "eval_every": 1},
         "pdsn": {"epochs": 2, "batch_size": 16},
         "dictionary": {"samples": 32},
         "segmenter": {"width_multiplier": 0.0625, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3},
@@ -157,7 +158,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "fast": {},
     "paper": {
         "model": {"base_width": 64},
-        "train": {"epochs": 24, "eval_every": 2},
+        "train": {"epochs": 24},
+        "pdsn": {"epochs": 3},
         "segmenter": {"width_multiplier": 1.0, "epochs": 20, "patience": 5},
     },
 }
