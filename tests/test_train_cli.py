@@ -148,3 +148,21 @@ def test_a_stage_before_its_inputs_says_which_stage_to_run(tmp_path, lfw_root):
     result = _cli("--data", str(lfw_root), "--runs-dir", str(tmp_path), "--run", "empty", "--stages", "dictionary")
     assert result.returncode == 2
     assert "run the 'prepare' stage first" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_backup_resumes_only_with_the_same_settings_and_without_force(tmp_path):
+    from keras_landmask.config import load_config
+    from keras_landmask.io import write_json
+    from keras_landmask.runs import RunFolder
+    from keras_landmask.stages.base import base_digest, resumable
+    from keras_landmask.stages.context import StageContext
+
+    context = StageContext(load_config("smoke"), RunFolder(tmp_path), tmp_path, tmp_path)
+    backup = tmp_path / "backup"
+    assert not resumable(backup, context)
+    write_json(backup / "settings.json", {"digest": base_digest(context)})
+    assert resumable(backup, context)
+    assert not resumable(backup, StageContext(load_config("smoke", assignments=["train.epochs=3"]),
+                                              RunFolder(tmp_path), tmp_path, tmp_path))
+    context.force = True
+    assert not resumable(backup, context)

@@ -7,8 +7,10 @@ Writes to ``runs/<name>/base/``: ``model.keras`` (best on val rank-1), ``log.csv
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -24,6 +26,7 @@ from keras_landmask.models.recognizer import build_recognizer, load_recognizer
 from keras_landmask.plots import plot_training_log
 from keras_landmask.stages.context import StageContext
 from keras_landmask.stages.prepare import prepared_faces, prepared_occluders
+from keras_landmask.train import STAGES
 
 
 def make_optimizer(train_cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -39,6 +42,19 @@ def make_optimizer(train_cfg, steps_per_epoch: int) -> keras.optimizers.Optimize
     return keras.optimizers.AdamW(schedule, weight_decay=train_cfg.weight_decay)
 
 
+def base_digest(context: StageContext) -> str:
+    return context.config.section_digest(*STAGES["base"])
+
+
+def resumable(backup: Path, context: StageContext) -> bool:
+    """True when ``backup/`` holds an interrupted training with this run's settings and ``--force`` is off."""
+    try:
+        saved = json.loads((backup / "settings.json").read_text())["digest"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return not context.force and saved == base_digest(context)
+
+
 def run(context: StageContext) -> dict:
     cfg, model_cfg, train_cfg = context.config, context.config.model, context.config.train
     out = context.run.stage_dir("base")
@@ -52,9 +68,12 @@ def run(context: StageContext) -> dict:
     chief = is_chief()
 
     backup = out / "backup"
-    if not backup.exists():  # a fresh start, not a resume: forget the previous attempt's log and best
+    if not resumable(backup, context):  # a fresh start: forget the previous attempt's backup, log and best
+        shutil.rmtree(backup, ignore_errors=True)
         for stale in ("log.csv", "model.keras", "model.keras.best.json"):
             (out / stale).unlink(missing_ok=True)
+    backup.mkdir(exist_ok=True)
+    write_json(backup / "settings.json", {"digest": base_digest(context)})
 
     strategy = make_strategy(context.strategy)
     with strategy.scope():
