@@ -66,7 +66,8 @@ Embed = Callable[[np.ndarray, tuple], np.ndarray]  # (feature maps [N, h, w, C] 
 
 def check_name(name: str) -> str:
     """``name`` stripped and NFC-normalised; ``GalleryError`` if empty, over ``MAX_NAME_LENGTH`` characters,
-    or holding control characters or path separators. Any other unicode (and SQL syntax) is fine."""
+    holding control characters or path separators, or with nothing visible (e.g. only zero-width spaces).
+    Any other unicode (and SQL syntax) is fine."""
     if not isinstance(name, str):
         raise GalleryError(f"a name must be text, not {type(name).__name__}")
     name = unicodedata.normalize("NFC", name.strip())
@@ -80,6 +81,9 @@ def check_name(name: str) -> str:
             raise GalleryError(f"a name cannot contain control characters (found {char!r}); remove it")
         if char in "/\\":
             raise GalleryError(f"a name cannot contain path separators '/' or '\\' (found {char!r}); remove it")
+    if not any(unicodedata.category(char)[0] in "LNPS" for char in name):
+        raise GalleryError("a name needs at least one visible letter, digit or symbol "
+                           "(this one has only spaces, marks or invisible format characters)")
     return name
 
 

@@ -361,8 +361,9 @@ def test_enrol_takes_the_central_face_of_a_group_photo(smoke_export, lfw_root, t
     ("team/alice", "a name cannot contain path separators '/' or '\\' (found '/')"),
     ("..\\alice", "a name cannot contain path separators"),
     ("   ", "a name cannot be empty"),
+    ("\u200b\u200d", "a name needs at least one visible letter, digit or symbol"),
 ])
-def test_enrol_refuses_names_with_path_separators(smoke_export, photos, tmp_path, name, message):
+def test_enrol_refuses_names_it_cannot_store_safely(smoke_export, photos, tmp_path, name, message):
     gallery = tmp_path / "people.db"
     assert_one_error(edge("enrol", "--models", smoke_export, "--gallery", gallery, "--name", name, photos["good.jpg"]),
                      message)

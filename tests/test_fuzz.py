@@ -11,6 +11,7 @@ import os
 import re
 import struct
 import time
+import unicodedata
 import zlib
 from pathlib import Path
 
@@ -310,6 +311,7 @@ def test_check_name_on_arbitrary_text():
             assert str(error)
             return
         assert isinstance(checked, str) and 0 < len(checked) <= 100
+        assert any(unicodedata.category(char)[0] in "LNPS" for char in checked)  # something visible
         assert check_name(checked) == checked  # idempotent: what is stored is a valid name
         checked.encode("utf-8")  # storable in SQLite
 
