@@ -23,6 +23,7 @@ from edge_runtime.gallery import GalleryError, check_name
 from edge_runtime.images import IMAGE_SUFFIXES, ImageError, image_files, other_files, read_image
 from edge_runtime.interpreter import ModelError, RuntimeMissing
 from edge_runtime.manifest import ManifestError
+from edge_runtime.recognizer import MIN_ENROL_FACE
 
 USER_ERRORS = (CameraError, GalleryError, ImageError, ManifestError, ModelError, RuntimeMissing)
 
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     enrol.add_argument("--folder", help="one sub-folder per person, named after them, holding their photos")
     enrol.add_argument("--name", help="the person the IMAGES show (instead of --folder)")
     enrol.add_argument("images", nargs="*", help="photos of --name")
+    enrol.add_argument("--min-face", type=float, default=MIN_ENROL_FACE, metavar="PX",
+                       help=f"skip photos whose face is shorter than PX pixels (default {MIN_ENROL_FACE}: smaller "
+                            "faces are blurred references)")
 
     identify = command("identify", "name every face in photos")
     identify.add_argument("images", nargs="+", help="photos (JPEG, PNG, ...)")
@@ -140,10 +144,10 @@ def enrol(recognizer, args) -> int:
                 print(f"  skipped: {error}", file=sys.stderr)
                 skipped_total += 1
         before = dict(recognizer.gallery.people()).get(name, 0)
-        stored, no_face = recognizer.enrol(name, images, sources)
-        for source in no_face:
-            print(f"  skipped: no face found in '{source}'", file=sys.stderr)
-        skipped_total += len(no_face)
+        stored, unusable = recognizer.enrol(name, images, sources, args.min_face)
+        for reason in unusable:
+            print(f"  skipped: {reason}", file=sys.stderr)
+        skipped_total += len(unusable)
         enrolled_total += stored - before
         print(f"{name}: {stored - before} face(s) enrolled" + (f", {stored} in all" if before else ""))
     print(f"gallery {args.gallery}: {len(recognizer.gallery.people())} people, {len(recognizer.gallery)} faces"

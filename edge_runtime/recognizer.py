@@ -23,6 +23,9 @@ from edge_runtime.manifest import ManifestError, load_manifest
 from keras_landmask.data.align import CROPPERS, Detection
 
 UNKNOWN = "unknown"
+# Enrolment wants a face box at least this tall (pixels): a smaller face is upscaled over 3x into the
+# 128-pixel crop and would sit in the gallery as a blurred reference for every later match.
+MIN_ENROL_FACE = 40
 
 
 @dataclasses.dataclass
@@ -134,16 +137,21 @@ class Recognizer:
         """The open-set threshold (cosine) for faces with this occlusion ``pattern``."""
         return self.pattern_thresholds.get(pattern_key(pattern), self.threshold)
 
-    def enrol(self, name: str, images: list[np.ndarray], sources: list[str]) -> tuple[int, list[str]]:
-        """Enrol ``name`` from RGB images (the face nearest each image's centre); returns (faces stored for
-        the person, sources skipped because no face was found)."""
+    def enrol(self, name: str, images: list[np.ndarray], sources: list[str],
+              min_face: float = MIN_ENROL_FACE) -> tuple[int, list[str]]:
+        """Enrol ``name`` from RGB images (the face nearest each image's centre, at least ``min_face`` pixels
+        tall); returns (faces stored for the person, one line per skipped source saying why)."""
         if self.gallery is None:
             raise ValueError("this Recognizer has no gallery; pass gallery=PATH")
         crops, kept, skipped = [], [], []
         for image, source in zip(images, sources):
             face = central_face(self.detect(image), image.shape)
             if face is None:
-                skipped.append(source)
+                skipped.append(f"no face found in '{source}'")
+                continue
+            if face.box[3] < min_face:
+                skipped.append(f"the face in '{source}' is {face.box[3]:.0f} px tall, too small to enrol (at least "
+                               f"{min_face:.0f} px: use a closer or larger photo)")
                 continue
             crops.append(self.aligned(image, [face])[0])
             kept.append(source)

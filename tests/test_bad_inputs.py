@@ -255,7 +255,8 @@ def enrolled_mixed(smoke_export, photos, tmp_path_factory):
     root = tmp_path_factory.mktemp("enrol_mixed")
     person = root / "photos" / PERSON
     person.mkdir(parents=True)
-    for case in ("zero.jpg", "cut.jpg", "cut.png", "corrupt.jpg", "tiny.png", "grey.png", "notes.txt", "report.pdf"):
+    for case in ("zero.jpg", "cut.jpg", "cut.png", "corrupt.jpg", "tiny.png", "grey.png", "face_15px.png",
+                 "notes.txt", "report.pdf"):
         shutil.copy(photos[case], person / case)
     shutil.copy(photos["good.jpg"], person / "good_1.jpg")
     shutil.copy(photos["gray_face.png"], person / "good_2.png")
@@ -272,7 +273,7 @@ def test_enrol_skips_what_it_cannot_use_and_keeps_the_rest(enrolled_mixed):
     result, gallery = enrolled_mixed
     assert result.returncode == 0 and "Traceback" not in result.stderr and not error_lines(result)
     assert f"{PERSON}: 2 face(s) enrolled" in result.stdout
-    assert "1 people, 2 faces; 10 photo(s) skipped" in result.stdout
+    assert "1 people, 2 faces; 11 photo(s) skipped" in result.stdout
     assert gallery_people(gallery) == {PERSON: 2}
     assert ".DS_Store" not in result.stderr
 
@@ -286,6 +287,7 @@ def test_enrol_skips_what_it_cannot_use_and_keeps_the_rest(enrolled_mixed):
     ("corrupt.jpg", "is not a readable image"),
     ("tiny.png", "is 10x10 pixels"),
     ("grey.png", "no face found in"),
+    ("face_15px.png", "px tall, too small to enrol (at least 40 px: use a closer or larger photo)"),
 ])
 def test_enrol_says_why_each_file_was_skipped(enrolled_mixed, file, message):
     result, _ = enrolled_mixed
