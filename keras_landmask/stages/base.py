@@ -69,6 +69,9 @@ def run(context: StageContext) -> dict:
 
     backup = out / "backup"
     if not resumable(backup, context):  # a fresh start: forget the previous attempt's backup, log and best
+        if backup.exists():
+            print(f"  starting afresh: the interrupted training in {backup} is dropped "
+                  + ("(--force; run without it to resume)" if context.force else "(made with other settings)"))
         shutil.rmtree(backup, ignore_errors=True)
         for stale in ("log.csv", "model.keras", "model.keras.best.json"):
             (out / stale).unlink(missing_ok=True)
