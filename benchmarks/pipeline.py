@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-STAGES = ("prepare", "base", "pdsn", "dictionary", "segmenter", "eval")
-
+from keras_landmask.runs import RunFolder
+from keras_landmask.train import STAGES
 
 def key_numbers(run: Path) -> dict:
     """Base accuracy, segmenter quality and Table 1 of a finished run."""
@@ -84,7 +84,7 @@ def main() -> int:
         load_after = os.getloadavg()[0]
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 
-    stage_seconds = {stage: json.loads((run / stage / "DONE.json").read_text())["seconds"] for stage in STAGES}
+    stage_seconds = {stage: json.loads(RunFolder(run).marker(stage).read_text())["seconds"] for stage in STAGES}
     result = {
         "profile": args.profile,
         "command": shown,
