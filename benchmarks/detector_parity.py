@@ -53,7 +53,7 @@ def measure_parity(data: Path, models: Path | None = None, quantize: str = "floa
     from mtcnn import MTCNN
 
     from edge_runtime.detector import Detector, central_face
-    from keras_landmask.data.align import choose_central_face
+    from keras_landmask.data.detect import choose_central_face
     from keras_landmask.data.build import read_rgb
 
     from export.detector import APPLIED_QUANTIZATION, export_mtcnn

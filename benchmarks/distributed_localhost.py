@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from keras_landmask.runs import RunFolder
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -66,7 +68,7 @@ def run_workers(args, run: str, workers: int) -> float:
 
 
 def summary(args, run: str, workers: int, wall: float) -> dict:
-    metrics = json.loads((Path(args.runs_dir) / run / "base" / "metrics.json").read_text())
+    metrics = json.loads(RunFolder(Path(args.runs_dir) / run).require("base", "metrics.json").read_text())
     return {
         "workers": workers,
         "strategy": "multiworker" if workers > 1 else "default",

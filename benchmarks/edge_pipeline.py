@@ -14,7 +14,7 @@ a. **Video.** A 640×480 MJPG ``.avi`` (in a temporary folder) of LFW test-split
    model, gallery ``embeddings`` + ``best_matches`` = match; every face of a frame), and of ``recognize(frame)``
    itself (end to end, detection on every frame: the worst case), as FPS. Decoding is timed apart (a camera
    hands over decoded frames).
-b. **Python baseline** on the same frames: ``mtcnn.MTCNN().detect_faces`` + ``keras_landmask.data.align`` crop +
+b. **Python baseline** on the same frames: ``mtcnn.MTCNN().detect_faces`` + ``keras_landmask.core.align`` crop +
    the Keras robust embedder (``load_robust_models(run).embedder``, called directly and via ``predict``) + cosine
    nearest neighbour in numpy, the gallery made the same way. TensorFlow runs with its default threads.
 c. **Accuracy.** The whole train split enrolled through the runtime (detector on each source JPEG → align →
@@ -50,11 +50,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_runtime.detector import central_face  # noqa: E402
 from edge_runtime.gallery import best_matches  # noqa: E402
-from edge_runtime.images import read_image  # noqa: E402
 from edge_runtime.recognizer import Recognizer  # noqa: E402
-from keras_landmask.data.align import CROPPERS, Detection, choose_central_face  # noqa: E402
+from keras_landmask.core.align import CROPPERS, Detection  # noqa: E402
+from keras_landmask.core.images import read_image  # noqa: E402
+from keras_landmask.core.layouts import DEFAULT_LAYOUT, LANDMARK_NAMES  # noqa: E402
+from keras_landmask.data.detect import choose_central_face  # noqa: E402
 from keras_landmask.data.faceset import FaceSet  # noqa: E402
-from keras_landmask.data.layouts import LANDMARK_NAMES  # noqa: E402
+from keras_landmask.runs import RunFolder  # noqa: E402
 
 FRAME_SIZE = (640, 480)  # width, height
 CANVAS_GREY = 128
@@ -71,10 +73,7 @@ def lfw_file(stored: str, data: Path) -> Path:
 
 def run_seed(run: Path) -> int:
     """The occlusion seed the run's evaluation used (``occlusion.seed`` of its ``config.yaml``)."""
-    import yaml
-
-    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    return int(config.get("occlusion", {}).get("seed", 7))
+    return RunFolder(run).config().occlusion.seed
 
 
 def one_per_person_first(indices: np.ndarray, labels: np.ndarray) -> list[int]:
@@ -373,14 +372,15 @@ def gallery_query_reference(out: Path) -> dict:
 def keras_reference(run: Path, models: list[Path]) -> dict:
     """Keras Table 1 (segmenter FDM) rows and the manifests' parity rows (exported models, prepared crops)."""
     reference = {}
-    table = run / "eval" / "table1.json"
+    table = RunFolder(run).folder("evaluate") / "table1.json"
     if table.is_file():
         rows = json.loads(table.read_text())
-        reference["keras_table1"] = {o: {s: rows[o][s] for s in ("none", "LM2")} for o in OCCLUSIONS if o in rows}
+        reference["keras_table1"] = {o: {s: rows[o][s] for s in ("none", DEFAULT_LAYOUT)} for o in OCCLUSIONS if o in rows}
     for folder in models:
         parity = json.loads((folder / "manifest.json").read_text())["parity"]
+        maskings = ("none", parity["layout"])
         reference[f"tflite_prepared_crops:{folder}"] = {
-            o: {**{s: parity["tflite"][o][s] for s in ("none", "LM2")}, "flagged": parity["tflite"][o].get("flagged")}
+            o: {**{s: parity["tflite"][o][s] for s in maskings}, "flagged": parity["tflite"][o].get("flagged")}
             for o in OCCLUSIONS if o in parity["tflite"]}
     return reference
 
@@ -423,7 +423,7 @@ def write_report(result: dict, out: Path, name: str) -> None:
         if base:
             s = base["stages_ms"]
             lines += ["", "## b. Python baseline on the same frames", "",
-                      "`mtcnn.MTCNN().detect_faces` + `keras_landmask.data.align` crop + Keras robust embedder "
+                      "`mtcnn.MTCNN().detect_faces` + `keras_landmask.core.align` crop + Keras robust embedder "
                       f"(TensorFlow {base['tensorflow']}, default threads) + numpy cosine nearest neighbour, every "
                       "face of the frame. Median ms per frame.", "",
                       "| detect | align | embed `__call__` | embed `predict` | match | end to end (`__call__`) | FPS |"
@@ -514,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="accuracy on the first N people only, a quick check (default: all)")
     args = parser.parse_args(argv)
 
-    faces = FaceSet.load(args.run / "prepare" / "faces.npz")
+    faces = RunFolder(args.run).faces()
     manifest = json.loads((args.models[0] / "manifest.json").read_text())
     crop_size = (int(manifest["crop"]["height"]), int(manifest["crop"]["width"]))
     result: dict = {

@@ -16,28 +16,23 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from keras_landmask.data.facemask import load_mask_templates
-from keras_landmask.data.faceset import FaceSet
-from keras_landmask.data.layouts import Layout
+from keras_landmask.data.occluders import table1_probes
 from keras_landmask.data.pipeline import embed
 from keras_landmask.evaluate import identify
-from keras_landmask.models.recognizer import load_recognizer
-from keras_landmask.stages.evaluate import occluded_probes
+from keras_landmask.runs import RunFolder
 
 
 def rank1_per_occlusion(run: Path, templates: dict) -> dict[str, float]:
     """Occlusion name → test rank-1 (fraction) of the run's base model, no FDM."""
-    faces = FaceSet.load(run / "prepare" / "faces.npz")
-    layouts = {name: Layout.from_dict(data)
-               for name, data in json.loads((run / "prepare" / "layouts.json").read_text()).items()}
-    seed = yaml.safe_load((run / "config.yaml").read_text())["occlusion"]["seed"]
+    folder = RunFolder(run)
+    faces, layouts, seed = folder.faces(), folder.layouts(), folder.config().occlusion.seed
     gallery, test = faces.subset("train"), faces.subset("test")
-    embedder = load_recognizer(run / "base" / "model.keras").embedder
+    embedder = folder.base_network().embedder
     gallery_embeddings = embed(embedder, gallery.images)
     return {occlusion: identify(gallery_embeddings, gallery.labels, embed(embedder, images), test.labels).rank1
-            for occlusion, (images, _) in occluded_probes(test, layouts, templates, seed).items()}
+            for occlusion, (images, _) in table1_probes(test, layouts, templates, seed).items()}
 
 
 def markdown(results: dict[str, dict[str, float]]) -> str:

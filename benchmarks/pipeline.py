@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 from keras_landmask.runs import RunFolder
-from keras_landmask.train import STAGES
+from keras_landmask.stages.graph import STAGE_NAMES
 
 def key_numbers(run: Path) -> dict:
     """Base accuracy, segmenter quality and Table 1 of a finished run."""
-    base = json.loads((run / "base" / "metrics.json").read_text())
-    segmenter = json.loads((run / "segmenter" / "metrics.json").read_text())
+    folder = RunFolder(run)
+    base = json.loads(folder.require("base", "metrics.json").read_text())
+    segmenter = json.loads(folder.require("segmenter", "metrics.json").read_text())
     return {
         "base_test": base["test"],
         "base_val": base["val"],
@@ -36,7 +37,7 @@ def key_numbers(run: Path) -> dict:
             "iou": {kind: row["iou"] for kind, row in segmenter["test"].items() if kind != "clean"},
             "false_occlusion_rate": segmenter["false_occlusion_rate"],
         },
-        "table1": json.loads((run / "eval" / "table1.json").read_text()),
+        "table1": json.loads(folder.require("evaluate", "table1.json").read_text()),
     }
 
 
@@ -84,7 +85,7 @@ def main() -> int:
         load_after = os.getloadavg()[0]
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 
-    stage_seconds = {stage: json.loads(RunFolder(run).marker(stage).read_text())["seconds"] for stage in STAGES}
+    stage_seconds = {stage: RunFolder(run).read_marker(stage)["seconds"] for stage in STAGE_NAMES}
     result = {
         "profile": args.profile,
         "command": shown,
@@ -101,7 +102,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"pipeline-{args.profile}.json").write_text(json.dumps(result, indent=2) + "\n")
-    text = markdown(result, (run / "eval" / "table1.md").read_text())
+    text = markdown(result, RunFolder(run).require("evaluate", "table1.md").read_text())
     (out / f"pipeline-{args.profile}.md").write_text(text)
     print(text)
     return 0

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from keras_landmask.runs import RunFolder
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +43,7 @@ def main() -> int:
     subprocess.run(command, check=True)
     wall = time.perf_counter() - start
 
-    metrics = json.loads((Path(args.runs_dir) / name / "base" / "metrics.json").read_text())
+    metrics = json.loads(RunFolder(Path(args.runs_dir) / name).require("base", "metrics.json").read_text())
     result = {
         "profile": args.profile,
         "occlusion_augment": args.occlusion_augment,

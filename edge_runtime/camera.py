@@ -305,7 +305,7 @@ class Overlay:
         if not face.occluded:
             return {}
         try:
-            from keras_landmask.data.align import Detection, similarity_matrix
+            from keras_landmask.core.align import Detection, similarity_matrix
 
             rectangles = {r["name"]: r for r in self.recognizer.manifest["layout"]["regions"]}
             height, width = self.recognizer.crop_size

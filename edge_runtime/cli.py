@@ -20,7 +20,7 @@ from pathlib import Path
 
 from edge_runtime.camera import CameraError
 from edge_runtime.gallery import GalleryError, check_name
-from edge_runtime.images import IMAGE_SUFFIXES, ImageError, image_files, other_files, read_image
+from keras_landmask.core.images import IMAGE_SUFFIXES, ImageError, image_files, other_files, read_image
 from edge_runtime.interpreter import ModelError, RuntimeMissing
 from edge_runtime.manifest import ManifestError
 from edge_runtime.recognizer import MIN_ENROL_FACE

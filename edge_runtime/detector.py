@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from edge_runtime.interpreter import TFLiteModel
-from keras_landmask.data.align import central_index
+from keras_landmask.core.align import central_index
 
 NORMALISATION = (127.5, 128.0)  # net input = (rgb - 127.5) / 128
 CELL = 12  # P-net window (pixels of a pyramid level) and smallest level side

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from keras_landmask.evaluate import l2_normalise
+from keras_landmask.core.vectors import l2_normalise
 
 SCHEMA_VERSION = 1
 MAX_NAME_LENGTH = 100

@@ -1,33 +1,19 @@
-"""The contract between an export and a device: ``manifest.json`` beside the ``.tflite`` files.
+"""Reading the contract between an export and a device: ``manifest.json`` beside the ``.tflite`` files.
 
-Written by ``export`` (training side) and read here; both use ``REQUIRED_KEYS`` and ``sha256_file``, so the
-two cannot drift. ``load_manifest`` checks every key, that every model file exists (a plain file name inside
-the folder), and its sha256.
+The keys and the digest are ``keras_landmask.core.manifest``'s, which ``export`` writes with, so the two cannot
+drift. ``load_manifest`` checks every key, that every model file exists (a plain file name inside the folder),
+and its sha256.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path, PurePath
 
-MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
-# Top-level keys every manifest has (see docs/android.md for what each holds).
-REQUIRED_KEYS = ("format_version", "created", "software", "quantization", "models", "crop", "layout",
-                 "detector", "threshold", "parity")
-MODEL_KEYS = ("file", "sha256", "bytes", "inputs", "outputs", "ops")
+from keras_landmask.core.manifest import FORMAT_VERSION, MANIFEST_NAME, MODEL_KEYS, REQUIRED_KEYS, sha256_file
 
 
 class ManifestError(ValueError):
     """A models folder whose manifest is missing, malformed or does not match its files."""
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_manifest(models_dir: str | Path, verify: bool = True) -> dict:

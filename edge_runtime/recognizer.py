@@ -5,7 +5,7 @@
     for face in recognizer.recognize(rgb_image):
         print(face.name, face.score, face.occluded)
 
-Alignment is the training side's own function (``keras_landmask.data.align``, numpy + OpenCV only), so a
+Alignment is the training side's own function (``keras_landmask.core.align``, numpy + OpenCV only), so a
 device crops faces exactly as the models were trained on. A probe's occluded regions select the feature
 discarding mask; the gallery's embeddings under that mask come from its per-pattern cache.
 """
@@ -20,7 +20,7 @@ from edge_runtime.detector import NET_FILES, Detector, Face, central_face
 from edge_runtime.gallery import Gallery, GalleryError, best_matches, pattern_key
 from edge_runtime.interpreter import ModelError, TFLiteModel
 from edge_runtime.manifest import ManifestError, load_manifest
-from keras_landmask.data.align import CROPPERS, Detection
+from keras_landmask.core.align import CROPPERS, Detection
 
 UNKNOWN = "unknown"
 # Enrolment wants a face box at least this tall (pixels): a smaller face is upscaled over 3x into the

@@ -1,6 +1,6 @@
 """Export a finished run folder to TFLite: ``features``, ``head``, the MTCNN nets and ``manifest.json``.
 
-``export_run`` converts the run's robust models for one layout (LM2 by default) with one quantization,
+``export_run`` converts the run's robust models for one layout (``DEFAULT_LAYOUT``, LM2) with one quantization,
 checks every model has only builtin ops, measures Table 1 parity of the exported models against the Keras
 ones on the run's own test split, calibrates the open-set threshold on its validation split, and writes
 everything (models first, manifest last, so a folder with a manifest is complete).
@@ -8,42 +8,38 @@ everything (models first, manifest last, so a folder with a manifest is complete
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from edge_runtime.interpreter import TFLiteModel
-from edge_runtime.manifest import MANIFEST_NAME
 from export.convert import QUANTIZATIONS, check_builtin_ops, to_tflite
 from export.detector import APPLIED_QUANTIZATION, DETECTOR_SPEC, export_mtcnn
 from export.manifest import manifest_header, model_entry
 from export.parity import agreement, compare, keras_pair, pattern_embedder, table_rows, tflite_pair
 from export.threshold import calibrate_threshold, pattern_thresholds
-from keras_landmask.config import load_config
-from keras_landmask.data.align import TEMPLATE_128x96
+from keras_landmask.core.align import TEMPLATE_128x96
+from keras_landmask.core.layouts import DEFAULT_LAYOUT, Layout
+from keras_landmask.core.manifest import MANIFEST_NAME
 from keras_landmask.data.facemask import load_mask_templates
 from keras_landmask.data.faceset import FaceSet
-from keras_landmask.data.layouts import Layout
-from keras_landmask.data.occluders import occluder_catalogue, occlude_each
+from keras_landmask.data.occluders import occluder_catalogue, occlude_each, table1_probes
 from keras_landmask.errors import LandmaskError
 from keras_landmask.io import atomic_write, write_json
 from keras_landmask.models.robust_embedder import load_robust_models
 from keras_landmask.runs import RunFolder
-from keras_landmask.stages.evaluate import occluded_probes
 
 FEATURES_OUTPUTS = ["feature_map", "occluded_regions"]
 HEAD_OUTPUTS = ["embedding"]
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8", layout: str = "LM2",
+def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8", layout: str = DEFAULT_LAYOUT,
                masks_dir: str | Path | None = None, calibration: int = 200, threads: int = 2,
                log=print) -> dict:
     """Export ``run_dir`` into ``out_dir``; returns the manifest. ``calibration`` = representative crops for
     int8 (half clean, half with synthetic occlusions); ``masks_dir`` = MaskTheFace templates (default: the
-    run's config, else ``$LANDMASK_DATA/../maskthefaces``)."""
+    folder the run was trained with, recorded in its ``config.yaml``)."""
     if quantize not in QUANTIZATIONS:
         raise LandmaskError(f"unknown quantization '{quantize}'; choose one of {', '.join(QUANTIZATIONS)}")
     run = RunFolder(run_dir)
@@ -52,13 +48,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise LandmaskError(f"--out '{out}' is a file; give a folder for the exported models")
-    config = run_config(run)
-    faces = FaceSet.load(run.require("prepare", "faces.npz"))
-    layouts = {name: Layout.from_dict(d) for name, d in json.loads(run.require("prepare", "layouts.json").read_text()).items()}
-    if layout not in layouts:
-        raise LandmaskError(f"layout '{layout}' not in this run; choose one of {', '.join(layouts)}")
-    models = load_robust_models(run.root, layout)
-    templates = load_mask_templates(find_masks_dir(masks_dir, config))
+    config = run.config()
+    faces = run.faces()
+    layouts = run.layouts()
+    models = load_robust_models(run, layout)
+    masks_dir = masks_dir or config.occlusion.masks_dir
+    if not masks_dir:
+        raise LandmaskError("the run records no MaskTheFace templates folder (trained by an older version); pass "
+                            "--masks DIR (e.g. ../shared/data/maskthefaces)")
+    templates = load_mask_templates(masks_dir)
     occluders = occluder_catalogue(layouts, templates)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -72,7 +70,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     log(f"converting features and head ({quantize})")
     images = calibration_images(train, occluders, calibration, config.occlusion.seed)
     keras = keras_pair(models)
-    maps, flags = keras[0](images)
+    maps, flags = keras.features(images)
     files = {
         "features": write_model(out / "features.tflite", to_tflite(
             models.features, FEATURES_OUTPUTS, quantize, lambda: ({"image": im[None]} for im in images))),
@@ -86,21 +84,21 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
 
     log("measuring parity against the Keras models on the test split")
     exported = tflite_pair(TFLiteModel(files["features"], threads=threads), TFLiteModel(files["head"], threads=threads))
-    probes = {name: images for name, (images, _) in occluded_probes(test, layouts, templates, config.occlusion.seed).items()}
-    keras_rows = keras_reference(run, layout, lambda: table_rows(keras, keras[0](train.images)[0], train.labels,
+    probes = {name: images for name, (images, _) in table1_probes(test, layouts, templates, config.occlusion.seed).items()}
+    keras_rows = keras_reference(run, layout, lambda: table_rows(keras, keras.features(train.images)[0], train.labels,
                                                                  probes, test.labels, layout))
-    gallery_maps = exported[0](train.images)[0]
+    gallery_maps = exported.features(train.images)[0]
     exported_rows = table_rows(exported, gallery_maps, train.labels, probes, test.labels, layout)
     parity = {**compare(keras_rows, exported_rows, layout), **agreement(keras, exported, probes["clean"][:64]),
               "target_max_drop_points": 1.0}
     log("calibrating open-set thresholds on the validation split (clean, and per occlusion pattern)")
-    embed = pattern_embedder(exported[1])
+    embed = pattern_embedder(exported.masked_head)
     clean = (0,) * len(layouts[layout].regions)
     threshold = calibrate_threshold(embed(gallery_maps, clean), train.labels,
-                                    embed(exported[0](val.images)[0], clean), val.labels)
-    val_probes = occluded_probes(val, layouts, templates, config.occlusion.seed)
+                                    embed(exported.features(val.images)[0], clean), val.labels)
+    val_probes = table1_probes(val, layouts, templates, config.occlusion.seed)
     threshold["per_pattern"] = pattern_thresholds(
-        exported[0], embed, gallery_maps, train.labels,
+        exported.features, embed, gallery_maps, train.labels,
         {name: images for name, (images, _) in val_probes.items() if name != "clean"}, val.labels)
 
     manifest = {
@@ -121,35 +119,19 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
 
 
 def keras_reference(run: RunFolder, layout: str, compute) -> dict:
-    """The Keras models' parity rows, kept in ``<run>/export/`` (they are the same for every quantization)
-    and recomputed when the models are newer than the file."""
-    path = run.folder("export") / f"keras_rows_{layout}.json"
-    sources = [run.folder(stage) / name for stage, name in
-               (("base", "model.keras"), ("segmenter", "model.keras"), ("dictionary", f"{layout}.npz"))]
-    if path.is_file() and all(path.stat().st_mtime > source.stat().st_mtime for source in sources):
-        return json.loads(path.read_text())
+    """The Keras models' parity rows, kept in the run (they are the same for every quantization) and
+    recomputed when a stage they come from (base, dictionary, segmenter) has finished again since."""
+    path = run.export_cache_file(f"keras_rows_{layout}.json")
+    inputs = {stage: (run.read_marker(stage) or {}).get("output") for stage in ("base", "dictionary", "segmenter")}
+    try:
+        cached = json.loads(path.read_text())
+        if cached.get("inputs") == inputs:
+            return cached["rows"]
+    except (OSError, ValueError, AttributeError, KeyError):
+        pass
     rows = compute()
-    write_json(run.stage_dir("export") / path.name, rows)
+    write_json(path, {"inputs": inputs, "rows": rows})
     return rows
-
-
-def run_config(run: RunFolder):
-    """The resolved config the run was trained with (its ``config.yaml``)."""
-    path = run.root / "config.yaml"
-    if not path.is_file():
-        raise LandmaskError(f"'{path}' not found; is '{run.root}' a folder written by keras_landmask.train?")
-    profile = (yaml.safe_load(path.read_text()) or {}).get("profile", "fast")
-    return load_config(profile, path)
-
-
-def find_masks_dir(masks_dir, config) -> Path:
-    if masks_dir:
-        return Path(masks_dir)
-    if config.occlusion.masks_dir:
-        return Path(config.occlusion.masks_dir)
-    if os.environ.get("LANDMASK_DATA"):
-        return Path(os.environ["LANDMASK_DATA"]).parent / "maskthefaces"
-    raise LandmaskError("MaskTheFace templates not found; pass --masks DIR (e.g. ../shared/data/maskthefaces)")
 
 
 def calibration_images(train: FaceSet, occluders: dict, count: int, seed: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """What ``manifest.json`` says about each exported model: file, sha256, size, ops, and the I/O contract.
 
-The keys and the reader live in ``edge_runtime.manifest``; this module fills them in.
+The keys live in ``keras_landmask.core.manifest`` and the reader in ``edge_runtime.manifest``; this module fills
+them in.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.interpreter import TFLiteModel
-from edge_runtime.manifest import FORMAT_VERSION, MODEL_KEYS, sha256_file
+from keras_landmask.core.manifest import FORMAT_VERSION, MODEL_KEYS, sha256_file
 
 
 def tensor_spec(detail: dict, name: str) -> dict:

@@ -1,6 +1,6 @@
 """Accuracy of exported models beside the Keras ones, through the same evaluation code.
 
-A *pair* of callables stands for a recognizer, whatever runs it (Keras or LiteRT):
+A ``RobustPair`` of callables stands for a recognizer, whatever runs it (Keras or LiteRT):
 ``features(images uint8 [N, H, W, 3]) → (feature maps [N, h, w, C], flags [N, R])`` and
 ``masked_head(feature maps, flags [N, R]) → embeddings [N, D]``. ``table_rows`` gives Table 1's rows for
 the exported layout: rank-1/rank-5 without an FDM ("none") and with the FDM of the flags the model itself
@@ -8,18 +8,26 @@ predicts (the segmenter's), gallery = train split, probes = test split under eac
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from edge_runtime.interpreter import TFLiteModel
-from keras_landmask.evaluate import GalleryCache, identify_masked, l2_normalise
+from keras_landmask.core.vectors import l2_normalise
+from keras_landmask.evaluate import GalleryCache, identify_masked
 
 Features = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 MaskedHead = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def keras_pair(models, batch_size: int = 64) -> tuple[Features, MaskedHead]:
+class RobustPair(NamedTuple):
+    """The robust recognizer as the two callables the edge runtime runs."""
+
+    features: Features
+    masked_head: MaskedHead
+
+
+def keras_pair(models, batch_size: int = 64) -> RobustPair:
     """The pair for ``RobustModels`` (Keras float32)."""
     def features(images):
         feature_map, flags = models.features.predict(images, batch_size=batch_size, verbose=0)
@@ -28,10 +36,10 @@ def keras_pair(models, batch_size: int = 64) -> tuple[Features, MaskedHead]:
     def masked_head(feature_map, flags):
         return np.asarray(models.masked_head.predict([feature_map, flags], batch_size=256, verbose=0))
 
-    return features, masked_head
+    return RobustPair(features, masked_head)
 
 
-def tflite_pair(features_model: TFLiteModel, head_model: TFLiteModel, batch_size: int = 32) -> tuple[Features, MaskedHead]:
+def tflite_pair(features_model: TFLiteModel, head_model: TFLiteModel, batch_size: int = 32) -> RobustPair:
     """The pair for exported ``features.tflite`` and ``head.tflite``, run in batches."""
     def features(images):
         outputs = [features_model.run(image=images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
@@ -43,7 +51,7 @@ def tflite_pair(features_model: TFLiteModel, head_model: TFLiteModel, batch_size
             head_model.run(feature_map=feature_map[i:i + batch_size], occluded_regions=flags[i:i + batch_size])["embedding"]
             for i in range(0, len(feature_map), batch_size)])
 
-    return features, masked_head
+    return RobustPair(features, masked_head)
 
 
 def pattern_embedder(masked_head: MaskedHead) -> Callable:
@@ -52,15 +60,14 @@ def pattern_embedder(masked_head: MaskedHead) -> Callable:
         feature_map, np.tile(np.asarray(pattern, np.float32), (len(feature_map), 1)))
 
 
-def table_rows(pair: tuple[Features, MaskedHead], gallery_maps: np.ndarray, gallery_labels: np.ndarray,
+def table_rows(pair: RobustPair, gallery_maps: np.ndarray, gallery_labels: np.ndarray,
                probes: dict[str, np.ndarray], probe_labels: np.ndarray, layout: str) -> dict:
     """``{occlusion: {"none": {rank1, rank5, n_probes}, layout: {...}, "flagged": mean regions flagged}}``
     for ``gallery_maps`` (the pair's feature maps of the gallery images)."""
-    features, masked_head = pair
-    cache = GalleryCache(pattern_embedder(masked_head), gallery_maps, gallery_labels)
+    cache = GalleryCache(pattern_embedder(pair.masked_head), gallery_maps, gallery_labels)
     rows = {}
     for occlusion, images in probes.items():
-        maps, flags = features(images)
+        maps, flags = pair.features(images)
         rows[occlusion] = {
             "none": identify_masked(cache, maps, np.zeros_like(flags), probe_labels).to_dict(),
             layout: identify_masked(cache, maps, flags, probe_labels).to_dict(),
@@ -69,15 +76,14 @@ def table_rows(pair: tuple[Features, MaskedHead], gallery_maps: np.ndarray, gall
     return rows
 
 
-def agreement(reference: tuple[Features, MaskedHead], exported: tuple[Features, MaskedHead],
-              images: np.ndarray) -> dict:
+def agreement(reference: RobustPair, exported: RobustPair, images: np.ndarray) -> dict:
     """How closely ``exported`` follows ``reference`` on ``images``, end to end: cosine between the two
     embeddings (min, mean), the fraction of region flags that agree, and the feature maps' mean absolute error
     relative to their scale."""
-    maps, flags = reference[0](images)
-    exported_maps, exported_flags = exported[0](images)
-    cosine = np.sum(l2_normalise(reference[1](maps, flags)) * l2_normalise(exported[1](exported_maps, exported_flags)),
-                    axis=1)
+    maps, flags = reference.features(images)
+    exported_maps, exported_flags = exported.features(images)
+    cosine = np.sum(l2_normalise(reference.masked_head(maps, flags))
+                    * l2_normalise(exported.masked_head(exported_maps, exported_flags)), axis=1)
     return {
         "embedding_cosine_min": float(cosine.min()),
         "embedding_cosine_mean": float(cosine.mean()),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_landmask.evaluate import l2_normalise
+from keras_landmask.core.vectors import l2_normalise
 
 
 def calibrate_threshold(gallery: np.ndarray, gallery_labels: np.ndarray, probes: np.ndarray,

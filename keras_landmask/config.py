@@ -6,13 +6,12 @@ Profiles fix sizes and schedules: ``smoke`` (a minute, for tests), ``fast`` (wel
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from keras_landmask.core.layouts import layout_names
 from keras_landmask.errors import LandmaskError
 
 
@@ -20,6 +19,7 @@ from keras_landmask.errors import LandmaskError
 class DataConfig:
     """Where the faces come from and how they are split and aligned."""
 
+    folder: str = ""  # the face folder, <folder>/<Name>/<Name>_NNNN.jpg; set from --data, recorded absolute
     min_images: int = 10  # people with at least this many images (LFW: 158 people at 10)
     max_people: int = 0  # 0 = all qualifying people; >0 keeps the first N by name (smoke runs)
     max_images_per_person: int = 0  # 0 = all images
@@ -36,7 +36,7 @@ class DataConfig:
 class OcclusionConfig:
     """Synthetic occlusions and the segmentation labels made from them."""
 
-    masks_dir: str = ""  # MaskTheFace templates (masks.cfg + templates/); "" = <data>/../maskthefaces
+    masks_dir: str = ""  # MaskTheFace templates (masks.cfg + templates/); "" = <data.folder>/../maskthefaces
     seed: int = 7
     label_samples: int = 200  # faces used to measure seg-label IoU in the prepare summary
 
@@ -83,7 +83,7 @@ class TrainConfig:
 class PDSNConfig:
     """Mask-generator training in the PDSN (trunk, head and classifier frozen; PDSN's SGD settings)."""
 
-    layouts: list = dataclasses.field(default_factory=lambda: ["LM1", "LM2", "grid3x3"])
+    layouts: list = dataclasses.field(default_factory=list)  # layout names; empty = every layout of the run
     epochs: int = 2
     batch_size: int = 32
     learning_rate: float = 0.1
@@ -97,11 +97,16 @@ class DictionaryConfig:
 
     percentile_LM1: float = 20.0
     percentile_LM2: float = 30.0
-    percentile_grid3x3: float = 25.0
+    percentile_grid: float = 25.0  # every grid layout (grid_rows x grid_cols)
     samples: int = 1000  # occluded train pairs per region
 
-    def percentile(self, layout: str) -> float:
-        return float(getattr(self, f"percentile_{layout}", 25.0))
+    def percentile(self, family: str) -> float:
+        """δ of a layout family (``Layout.family``: LM1, LM2 or grid)."""
+        if not hasattr(self, f"percentile_{family}"):
+            known = [f.name for f in dataclasses.fields(self) if f.name.startswith("percentile_")]
+            raise LandmaskError(f"no dictionary percentile for layouts of the '{family}' kind; set one of "
+                                f"{', '.join('dictionary.' + k for k in known)} or add a percentile_{family} field")
+        return float(getattr(self, f"percentile_{family}"))
 
 
 @dataclasses.dataclass
@@ -138,10 +143,11 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def section_digest(self, *sections: str) -> str:
-        """Short stable hash of the named sections, to key caches and stage markers."""
-        payload = json.dumps({s: self.to_dict()[s] for s in sections}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    @property
+    def fdm_layouts(self) -> list[str]:
+        """The layouts that get mask generators, a dictionary and a Table 1 column (``pdsn.layouts``, else all)."""
+        return list(self.pdsn.layouts) or layout_names(self.layout)
+
 
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -234,9 +240,24 @@ def load_config(profile: str = "fast", yaml_path: str | Path | None = None, assi
         raise LandmaskError(f"data.alignment must be 'box' or 'similarity', got '{config.data.alignment}'")
     if config.segmenter.labels not in ("paper", "true"):
         raise LandmaskError(f"segmenter.labels must be 'paper' or 'true', got '{config.segmenter.labels}'")
+    unknown = sorted(set(config.pdsn.layouts) - set(layout_names(config.layout)))
+    if unknown:
+        raise LandmaskError(f"pdsn.layouts names unknown layout(s) {', '.join(unknown)}; this config builds "
+                            f"{', '.join(layout_names(config.layout))} (the grid follows layout.grid_rows/grid_cols)")
     if not 0.0 <= config.segmenter.clean_fraction <= 1.0:
         raise LandmaskError(f"segmenter.clean_fraction must lie in 0..1, got {config.segmenter.clean_fraction}")
     return config
+
+
+def resolve_folders(config: Config, data: str | Path | None) -> None:
+    """Record the face folder (``data``, else ``data.folder``) and the mask templates (``occlusion.masks_dir``,
+    else ``maskthefaces`` beside the face folder) as absolute paths, so a run says where its data came from."""
+    folder = data or config.data.folder
+    if not folder:
+        raise LandmaskError("no data folder given; pass --data DIR (e.g. ../shared/data/lfw) or set LANDMASK_DATA")
+    config.data.folder = str(Path(folder).expanduser().resolve())
+    masks = config.occlusion.masks_dir or Path(config.data.folder).parent / "maskthefaces"
+    config.occlusion.masks_dir = str(Path(masks).expanduser().resolve())
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -12,6 +12,8 @@ from typing import Callable
 
 import numpy as np
 
+from keras_landmask.core.vectors import l2_normalise
+
 
 @dataclasses.dataclass
 class IdentificationResult:
@@ -22,10 +24,6 @@ class IdentificationResult:
 
     def to_dict(self) -> dict:
         return {"rank1": self.rank1, "rank5": self.rank5, "n_probes": self.n_probes}
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
 
 
 def ranked_people(gallery: np.ndarray, gallery_labels: np.ndarray, probes: np.ndarray) -> np.ndarray:

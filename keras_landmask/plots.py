@@ -10,7 +10,7 @@ import matplotlib.patches as patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_landmask.data.layouts import Layout  # noqa: E402
+from keras_landmask.core.layouts import Layout  # noqa: E402
 
 REGION_COLOURS = plt.get_cmap("tab10").colors
 

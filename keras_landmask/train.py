@@ -1,33 +1,24 @@
 """``python -m keras_landmask.train``: the training pipeline, stage by stage, into ``runs/<name>/``.
 
-Each stage writes its outputs and a completion marker; a rerun skips finished stages unless
-``--force`` is given or their settings changed.
+This module parses arguments and walks the stage graph (``stages.graph``): a stage runs when it is chosen and
+its settings, its data or a stage it reads changed since it finished (or with ``--force``); otherwise its
+result is reused, and the end summary says which were.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
 from pathlib import Path
 
-from keras_landmask.config import PROFILES, load_config, save_config
+from keras_landmask.config import PROFILES, load_config, resolve_folders, save_config
+from keras_landmask.data.lfw import folder_digest
 from keras_landmask.errors import LandmaskError
 from keras_landmask.runs import RunFolder
 from keras_landmask.stages.context import StageContext
-
-# Stage name (module keras_landmask.stages.<name>, with a ``run(context) -> dict``) -> the config sections
-# whose change invalidates its result; in pipeline order. Modules load only when their stage runs, so
-# --help and argument errors answer without importing TensorFlow.
-STAGES: dict[str, tuple[str, ...]] = {
-    "prepare": ("data", "occlusion", "layout"),
-    "base": ("data", "occlusion", "layout", "model", "train"),
-    "pdsn": ("data", "occlusion", "layout", "model", "train", "pdsn"),
-    "dictionary": ("data", "occlusion", "layout", "model", "train", "pdsn", "dictionary"),
-    "segmenter": ("data", "occlusion", "layout", "segmenter"),
-    "evaluate": ("data", "occlusion", "layout", "model", "train", "pdsn", "dictionary", "segmenter"),
-}
+from keras_landmask.stages.graph import (STAGE_NAMES, check_plan, current_inputs, describe_graph, format_plan,
+                                         marker_record, plan, stage_key)
 
 
 def default_cache_dir() -> Path:
@@ -42,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
             "one sub-folder of JPEGs per person). Results go to runs/NAME/, one sub-folder per stage; "
             "finished stages are skipped on a rerun."
         ),
-        epilog="example: python -m keras_landmask.train --data ../shared/data/lfw --run lfw --stages prepare",
+        epilog="stages, in pipeline order (a stage reruns when its settings, its data or a stage it reads "
+        "changed):\n" + describe_graph() + "\n\nexample: python -m keras_landmask.train --data ../shared/data/lfw "
+        "--run lfw --stages prepare",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--data",
@@ -59,9 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--stages",
-        default=",".join(STAGES),
-        help=f"comma-separated stages to run, in pipeline order; available: {', '.join(STAGES)} (default: all)",
+        default=",".join(STAGE_NAMES),
+        help=f"comma-separated stages to run, in pipeline order; available: {', '.join(STAGE_NAMES)} (default: all)",
     )
+    parser.add_argument("--plan", action="store_true",
+                        help="say what would run and why (which setting or upstream stage changed), then stop")
     parser.add_argument("--config", help="YAML file overriding profile values, e.g. {data: {alignment: box}}")
     parser.add_argument(
         "--set",
@@ -70,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one value, e.g. --set data.alignment=box (repeatable; after --config)",
     )
-    parser.add_argument("--force", action="store_true", help="redo the chosen stages even if finished")
+    parser.add_argument("--force", action="store_true",
+                        help="redo the chosen stages even if finished (the stages that read them rerun too)")
     parser.add_argument(
         "--cache-dir",
         default=None,
@@ -90,61 +87,76 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_stages(text: str) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in names if s not in STAGES]
+    unknown = [s for s in names if s not in STAGE_NAMES]
     if unknown or not names:
-        raise LandmaskError(f"unknown stage(s) {', '.join(unknown) or '(none given)'}; available: {', '.join(STAGES)}")
-    return [s for s in STAGES if s in names]
+        raise LandmaskError(f"unknown stage(s) {', '.join(unknown) or '(none given)'}; available: "
+                            f"{', '.join(STAGE_NAMES)}")
+    return [s for s in STAGE_NAMES if s in names]
 
 
 def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
-    """Run the chosen stages; returns each stage's summary (``{"skipped": True}`` for finished ones)."""
-    stages = parse_stages(args.stages)
+    """Run the chosen stages that are not up to date; returns each stage's summary (``{"skipped": True}`` for
+    the reused ones)."""
+    chosen = parse_stages(args.stages)
     config = load_config(args.profile, args.config, args.set)
-    if not args.data:
-        raise LandmaskError("no data folder given; pass --data DIR (e.g. ../shared/data/lfw) or set LANDMASK_DATA")
+    resolve_folders(config, args.data)
     runs_dir = Path(args.runs_dir)
-    if args.strategy == "multiworker":
+    if args.strategy == "multiworker" and not args.plan:
         from keras_landmask.distribute import make_strategy, worker_runs_dir
 
         make_strategy(args.strategy)  # before any stage runs a TensorFlow op: collectives are set up at startup
         runs_dir = worker_runs_dir(runs_dir)  # only the chief writes to --runs-dir
     run = RunFolder(runs_dir / args.run)
+    data_files = folder_digest(config.data.folder)
+    decisions = plan(run, config, data_files, chosen, args.force)
+    print(f"Plan for {run.root} (profile {config.profile}):\n{format_plan(decisions)}")
+    if args.plan:
+        return {}
+    check_plan(decisions)
     run.root.mkdir(parents=True, exist_ok=True)
-    save_config(config, run.root / "config.yaml")
-    context = StageContext(
-        config=config,
-        run=run,
-        data_dir=Path(args.data),
-        cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
-        progress=not args.no_progress,
-        strategy=args.strategy,
-        force=args.force,
-    )
+    save_config(config, run.config_file)
     summaries, seconds = {}, {}
-    for name in stages:
-        digest = config.section_digest(*STAGES[name])
-        if not args.force and run.is_done(name, digest):
-            print(f"[{name}] already finished in {run.folder(name)} (use --force to redo)")
+    for decision in decisions:
+        stage, name = decision.stage, decision.stage.name
+        if name not in chosen:
+            continue
+        if decision.action == "done":
+            print(f"[{name}] already finished in {run.folder(name)}, settings and inputs unchanged (use --force "
+                  "to redo)")
             summaries[name] = {"skipped": True}
             continue
+        inputs = current_inputs(stage, run)
         run.clear(name)
-        print(f"[{name}] running (profile {config.profile}) -> {run.folder(name)}")
+        print(f"[{name}] running ({'; '.join(decision.reasons)}) -> {run.folder(name)}")
+        context = StageContext(config=config, run=run, cache_dir=Path(args.cache_dir or default_cache_dir()),
+                               key=stage_key(stage, config, data_files, inputs), progress=not args.no_progress,
+                               force=args.force, strategy=args.strategy)
         start = time.perf_counter()
-        summaries[name] = importlib.import_module(f"keras_landmask.stages.{name}").run(context)
+        summaries[name] = stage.run(context)
         seconds[name] = time.perf_counter() - start
-        run.mark_done(name, digest, seconds[name])
+        run.write_marker(name, marker_record(stage, config, data_files, inputs, seconds[name]))
         print(f"[{name}] done in {seconds[name]:.1f} s")
     print_run_summary(run, summaries, seconds)
+    print_left_out_of_date(run, config, data_files)
     return summaries
 
 
 def print_run_summary(run: RunFolder, summaries: dict[str, dict], seconds: dict[str, float]) -> None:
-    """Per stage: its time and its headline (a short line, or a small table, the stage put in its summary)."""
+    """Per stage: its time (or that it was reused) and its headline (a line, or a small table, from its summary)."""
     print(f"\nSummary of {run.root}:")
     for name, summary in summaries.items():
-        took = f"{seconds[name]:8.1f} s" if name in seconds else "  finished before"
+        took = f"{seconds[name]:8.1f} s" if name in seconds else "  reused  "
         headline = summary.get("headline", "")
         print(f"  {name:<10} {took}  {headline}".rstrip())
+
+
+def print_left_out_of_date(run: RunFolder, config, data_files: str) -> None:
+    """Name the finished stages this command left out of date (they read a stage that just ran again)."""
+    stale = [d for d in plan(run, config, data_files, [], False) if d.action == "stale"]
+    if stale:
+        names = ",".join(d.stage.name for d in stale)
+        print(f"\nout of date now: {', '.join(f'{d.stage.name} ({d.reasons[0]})' for d in stale)}; "
+              f"run them with --stages {names}, or leave --stages out")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ def masks_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def face_detector():
-    from keras_landmask.data.align import FaceDetector
+    from keras_landmask.data.detect import FaceDetector
 
     return FaceDetector(batch_size=16)
 
@@ -56,7 +56,7 @@ def raw_faces(lfw_root, face_detector):
 @pytest.fixture(scope="session")
 def aligned_faces(raw_faces):
     """Real LFW faces aligned by similarity transform: ``images uint8 [N, 128, 96, 3]``, ``landmarks float32 [N, 5, 2]``."""
-    from keras_landmask.data.align import crop_similarity
+    from keras_landmask.core.align import crop_similarity
 
     crops = [crop_similarity(image, det) for image, det in zip(*raw_faces)]
     return {
@@ -74,13 +74,13 @@ def with_stages(args: list[str], stages: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory, lfw_root, masks_dir):
-    """A smoke-profile run with the prepare stage done: ``(run folder, CLI arguments)``."""
+    """A smoke-profile run with the prepare stage done: ``(run folder, CLI arguments)``; the mask templates are
+    found beside the data folder, as a user's are."""
     from keras_landmask.train import main
 
     root = tmp_path_factory.mktemp("cli")
     args = ["--data", str(lfw_root), "--run", "smoke", "--profile", "smoke", "--stages", "prepare",
-            "--runs-dir", str(root / "runs"), "--cache-dir", str(root / "cache"), "--no-progress",
-            "--set", f"occlusion.masks_dir={masks_dir}"]
+            "--runs-dir", str(root / "runs"), "--cache-dir", str(root / "cache"), "--no-progress"]
     assert main(args) == 0
     return root / "runs" / "smoke", args
 
@@ -106,10 +106,10 @@ def smoke_finished(smoke_base, smoke_run):
 
 
 @pytest.fixture(scope="session")
-def smoke_export(smoke_finished, tmp_path_factory, masks_dir):
+def smoke_export(smoke_finished, tmp_path_factory):
     """An int8 TFLite export of the smoke run (``tools/export_tflite.py``'s work): the folder, with manifest."""
     from export.exporter import export_run
 
     out = tmp_path_factory.mktemp("dist") / "smoke-int8"
-    export_run(smoke_finished, out, "int8", masks_dir=masks_dir, calibration=40, log=lambda message: None)
+    export_run(smoke_finished, out, "int8", calibration=40, log=lambda message: None)
     return out

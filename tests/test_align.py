@@ -1,15 +1,15 @@
 """Alignment: crop shapes and dtypes, eyes on the template, central-face choice, fallback."""
 import numpy as np
 
-from keras_landmask.data.align import (
+from keras_landmask.core.align import (
     Detection,
-    choose_central_face,
     crop_box,
     crop_similarity,
     fallback_detection,
     similarity_matrix,
     template_landmarks,
 )
+from keras_landmask.data.detect import choose_central_face
 
 
 def test_similarity_puts_eyes_on_template(aligned_faces):

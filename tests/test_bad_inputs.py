@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_runtime.images import MAX_PIXELS, ImageError, read_image
-from edge_runtime.manifest import sha256_file
+from keras_landmask.core.images import MAX_PIXELS, ImageError, read_image
+from keras_landmask.core.manifest import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 PERSON, OTHER = "Adrien_Brody", "Abdullah_Gul"  # LFW people with a clear frontal face in their first photos
@@ -516,7 +516,7 @@ def test_train_on_unreadable_jpegs_fails_clearly_before_loading_a_model(tmp_path
 def test_prepare_skips_and_lists_unreadable_images(lfw_root, photos, tmp_path):
     """``build_faceset`` (the prepare stage's reader) keeps readable photos and returns the others, which the
     stage prints and counts in summary.json (``n_unreadable``, ``unreadable``)."""
-    from keras_landmask.data.align import Detection
+    from keras_landmask.core.align import Detection
     from keras_landmask.data.build import build_faceset
     from keras_landmask.data.lfw import Sample
 

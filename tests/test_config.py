@@ -18,10 +18,24 @@ def test_yaml_then_set_override_in_order(tmp_path):
     assert config.data.seed == 11 and config.data.alignment == "similarity"
 
 
-def test_digest_changes_only_with_its_sections():
-    a, b = load_config("fast"), load_config("fast", assignments=["layout.lm1_sigmas=3"])
-    assert a.section_digest("data") == b.section_digest("data")
-    assert a.section_digest("layout") != b.section_digest("layout")
+def test_a_stage_key_changes_only_with_its_own_sections():
+    from keras_landmask.stages.graph import STAGES, stage_key
+
+    by_name = {stage.name: stage for stage in STAGES}
+    a, b = load_config("fast"), load_config("fast", assignments=["segmenter.epochs=9"])
+    assert stage_key(by_name["base"], a, "files", {}) == stage_key(by_name["base"], b, "files", {})
+    assert stage_key(by_name["segmenter"], a, "files", {}) != stage_key(by_name["segmenter"], b, "files", {})
+
+
+def test_fdm_layouts_follow_the_grid_settings_and_unknown_names_are_refused():
+    assert load_config("fast").fdm_layouts == ["LM1", "LM2", "grid3x3"]
+    five = load_config("fast", assignments=["layout.grid_rows=5", "layout.grid_cols=5"])
+    assert five.fdm_layouts == ["LM1", "LM2", "grid5x5"]
+    with pytest.raises(LandmaskError, match="unknown layout.*grid3x3.*grid5x5"):
+        load_config("fast", assignments=["layout.grid_rows=5", "layout.grid_cols=5", "pdsn.layouts=LM2,grid3x3"])
+    assert five.dictionary.percentile("grid") == 25.0
+    with pytest.raises(LandmaskError, match="no dictionary percentile"):
+        five.dictionary.percentile("hexagons")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The edge runtime end to end on the smoke export: enrol and identify through the CLI with TensorFlow blocked."""
+"""The edge runtime end to end on the smoke export: enrol and identify through ``python -m edge_runtime`` with
+TensorFlow, Keras, yaml, tqdm, matplotlib and mtcnn blocked."""
 import json
 import shutil
 import subprocess
@@ -8,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TEST_PEOPLE
+from tests.test_core_package import BLOCK_TRAINING_SIDE
 
 ROOT = Path(__file__).resolve().parents[1]
-# Runs the CLI in a fresh interpreter where importing TensorFlow or Keras fails.
-NO_TENSORFLOW = ("import sys; sys.modules['tensorflow'] = None; sys.modules['keras'] = None; "
-                 "from edge_runtime.cli import main; sys.exit(main(sys.argv[1:]))")
+# Runs ``python -m edge_runtime ARGS`` in a fresh interpreter where importing any training-side package fails.
+NO_TENSORFLOW = BLOCK_TRAINING_SIDE + ("import runpy; "
+                                       "runpy.run_module('edge_runtime', run_name='__main__', alter_sys=True)")
 
 
 def edge(*args: str) -> subprocess.CompletedProcess:

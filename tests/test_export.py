@@ -11,7 +11,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from edge_runtime.interpreter import TFLiteModel  # noqa: E402
-from edge_runtime.manifest import MODEL_KEYS, REQUIRED_KEYS, ManifestError, load_manifest  # noqa: E402
+from edge_runtime.manifest import ManifestError, load_manifest  # noqa: E402
+from keras_landmask.core.manifest import MODEL_KEYS, REQUIRED_KEYS  # noqa: E402
 from export.convert import check_builtin_ops, operator_names  # noqa: E402
 from export.exporter import export_run  # noqa: E402
 from export.parity import keras_pair, tflite_pair  # noqa: E402
@@ -44,8 +45,8 @@ def probes(smoke_finished):
 
 
 def _embeddings(pair, images):
-    maps, flags = pair[0](images)
-    return pair[1](maps, flags), flags
+    maps, flags = pair.features(images)
+    return pair.masked_head(maps, flags), flags
 
 
 @pytest.mark.parametrize("quantize, min_cosine, min_flags", [("float32", 0.999, 1.0),

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from edge_runtime.gallery import Gallery, GalleryError, check_name
-from edge_runtime.images import IMAGE_SUFFIXES, MIN_SIDE, ImageError, read_image
-from edge_runtime.manifest import (FORMAT_VERSION, MANIFEST_NAME, MODEL_KEYS, REQUIRED_KEYS, ManifestError,
-                                   load_manifest, sha256_file)
+from edge_runtime.manifest import ManifestError, load_manifest
+from keras_landmask.core.images import IMAGE_SUFFIXES, MIN_SIDE, ImageError, read_image
+from keras_landmask.core.manifest import FORMAT_VERSION, MANIFEST_NAME, MODEL_KEYS, REQUIRED_KEYS, sha256_file
 
 EXAMPLES = int(os.environ.get("LANDMASK_FUZZ_EXAMPLES", 0))
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_landmask.config import LayoutConfig
-from keras_landmask.data.layouts import (
+from keras_landmask.core.layouts import (
     LandmarkStats,
     Layout,
     Region,
@@ -16,7 +16,7 @@ from keras_landmask.data.layouts import (
 
 @pytest.fixture(scope="module")
 def layouts(raw_faces):
-    from keras_landmask.data.align import crop_box
+    from keras_landmask.core.align import crop_box
 
     marks = np.stack([crop_box(image, det)[1] for image, det in zip(*raw_faces)])
     return build_layouts(LandmarkStats.from_landmarks(marks), 128, 96, LayoutConfig()), marks

@@ -1,11 +1,11 @@
-"""Recognizer models: trunk geometry, CosFace arithmetic, shared weights, .keras round trip."""
+"""Base network models: trunk geometry, CosFace arithmetic, shared weights, .keras round trip."""
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
 
 from keras_landmask.models.cosface import CosFace  # noqa: E402
-from keras_landmask.models.recognizer import build_recognizer, load_recognizer  # noqa: E402
+from keras_landmask.models.base_network import build_base_network, load_base_network  # noqa: E402
 from keras_landmask.models.resnet import resnet_trunk  # noqa: E402
 from keras_landmask.errors import LandmaskError  # noqa: E402
 
@@ -35,7 +35,7 @@ def test_cosface_subtracts_the_margin_on_the_target_only_and_scales():
 
 
 def test_parts_share_weights_and_save_load_gives_identical_embeddings(tmp_path):
-    recognizer = build_recognizer(5, base_width=8, embedding_dim=32)
+    recognizer = build_base_network(5, base_width=8, embedding_dim=32)
     images = np.random.default_rng(0).integers(0, 256, (3, 128, 96, 3), dtype=np.uint8)
     whole = recognizer.embedder.predict(images, verbose=0)
     parts = recognizer.head.predict(recognizer.trunk.predict(images, verbose=0), verbose=0)
@@ -43,15 +43,15 @@ def test_parts_share_weights_and_save_load_gives_identical_embeddings(tmp_path):
     assert whole.shape == (3, 32)
 
     recognizer.train_model.save(tmp_path / "model.keras")
-    loaded = load_recognizer(tmp_path / "model.keras")
+    loaded = load_base_network(tmp_path / "model.keras")
     np.testing.assert_array_equal(loaded.embedder.predict(images, verbose=0), whole)
     assert loaded.train_model.get_layer("cosface").margin == pytest.approx(0.35)
 
 
 def test_loading_a_wrong_file_is_a_clear_error(tmp_path):
     with pytest.raises(LandmaskError, match="not found"):
-        load_recognizer(tmp_path / "missing.keras")
+        load_base_network(tmp_path / "missing.keras")
     bogus = tmp_path / "bogus.keras"
     bogus.write_bytes(b"not a zip")
     with pytest.raises(LandmaskError, match="not a keras-landmask recognizer"):
-        load_recognizer(bogus)
+        load_base_network(bogus)

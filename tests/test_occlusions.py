@@ -1,13 +1,15 @@
-"""Synthetic occlusions on real aligned faces: region blocks and bands, face masks, sunglasses."""
+"""Synthetic occlusions on real aligned faces: region blocks and bands, face masks, sunglasses, Table 1 probes."""
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
+from keras_landmask.core.layouts import LandmarkStats, Region, lm2_layout
 from keras_landmask.data.facemask import face_mask, head_turn, load_mask_templates, mask_kinds, template_name
-from keras_landmask.data.layouts import Region
-from keras_landmask.data.occlusions import random_block, white_band
+from keras_landmask.data.occluders import clean, random_block, table1_probes, white_band
 from keras_landmask.data.sunglasses import STYLES, sunglasses
 from keras_landmask.errors import LandmaskError
 
@@ -178,3 +180,26 @@ def test_sunglasses_follow_the_roll_and_scale_of_the_eyes(aligned_faces, style):
     assert _orientation(upright) == pytest.approx(roll, abs=3.0)
     assert _orientation(rolled) - _orientation(upright) == pytest.approx(20.0, abs=3.0)  # clockwise = +y
     assert np.sqrt(rolled.sum() / upright.sum()) == pytest.approx(2.0, rel=0.08)  # size doubles (frame widths round)
+
+
+def test_table1_probes_are_clean_each_lm2_band_a_face_mask_and_sunglasses(aligned_faces, templates):
+    images, marks = aligned_faces["images"][:4], aligned_faces["landmarks"][:4]
+    lm2 = lm2_layout(LandmarkStats.from_landmarks(aligned_faces["landmarks"]), 128, 96)
+    probes = table1_probes(SimpleNamespace(images=images, landmarks=marks), {"LM2": lm2}, templates, seed=5)
+    assert list(probes) == ["clean", *lm2.region_names, "face_mask", "sunglasses"]
+    np.testing.assert_array_equal(probes["clean"][0], images)
+    assert not probes["clean"][1].any()
+    for band in lm2.regions:
+        np.testing.assert_array_equal(probes[band.name][1][0], white_band(images[0], band)[1])
+    # face i is drawn from seed [seed, i], so every stage draws the same probes
+    np.testing.assert_array_equal(probes["sunglasses"][0][1],
+                                  sunglasses(images[1], marks[1], np.random.default_rng([5, 1]))[0])
+    np.testing.assert_array_equal(probes["face_mask"][0][2],
+                                  face_mask(images[2], marks[2], templates, np.random.default_rng([5, 2]))[0])
+
+
+def test_clean_leaves_the_face_as_it_is(aligned_faces):
+    image = aligned_faces["images"][0]
+    occluded, mask = clean(image, aligned_faces["landmarks"][0], np.random.default_rng(0))
+    np.testing.assert_array_equal(occluded, image)
+    assert mask.shape == image.shape[:2] and not mask.any()

@@ -1,4 +1,6 @@
 """The robust embedder equals the manual composition of segmenter, region flags, FDM, trunk and head."""
+import shutil
+
 import numpy as np
 import pytest
 
@@ -16,11 +18,11 @@ def test_robust_embedder_equals_the_manual_composition(smoke_finished):
     images = faces.images[:4].copy()
     images[:, 96:110] = 255  # a white mouth band, so some regions are flagged
 
-    from keras_landmask.models.recognizer import load_recognizer
+    from keras_landmask.models.base_network import load_base_network
 
-    recognizer = load_recognizer(run / "base" / "model.keras")
+    recognizer = load_base_network(run / "base" / "model.keras")
     segmenter = keras.saving.load_model(run / "segmenter" / "model.keras", compile=False)
-    layout_masks = models.features.get_layer("region_occlusion").pixel_masks
+    layout_masks = keras.ops.convert_to_numpy(models.features.get_layer("region_occlusion").pixel_masks)
     occlusion = segmenter.predict(images, verbose=0)[..., 0] > 0.5
     covered = (occlusion[:, None] * layout_masks[None]).sum(axis=(2, 3)) / layout_masks.sum(axis=(1, 2))
     flags = (covered > 0.5).astype(np.float32)
@@ -36,6 +38,11 @@ def test_robust_embedder_equals_the_manual_composition(smoke_finished):
     np.testing.assert_allclose(models.embedder.predict(images, verbose=0), manual, rtol=1e-4, atol=1e-4)
 
 
-def test_missing_stage_outputs_are_a_clear_error(tmp_path):
-    with pytest.raises(LandmaskError, match="run the 'segmenter' stage"):
+def test_missing_stage_outputs_are_a_clear_error(tmp_path, smoke_run):
+    with pytest.raises(LandmaskError, match="run the 'prepare' stage first"):
         load_robust_models(tmp_path)
+    shutil.copytree(smoke_run[0] / "prepare", tmp_path / "prepare")
+    with pytest.raises(LandmaskError, match="run the 'dictionary' stage first"):
+        load_robust_models(tmp_path)
+    with pytest.raises(LandmaskError, match="layout 'grid7x7' is not in the run"):
+        load_robust_models(tmp_path, "grid7x7")

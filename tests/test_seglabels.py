@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from keras_landmask.core.layouts import LandmarkStats, lm1_layout, lm2_layout
 from keras_landmask.data.facemask import face_mask, load_mask_templates, mask_kinds
-from keras_landmask.data.layouts import LandmarkStats, lm1_layout, lm2_layout
-from keras_landmask.data.occlusions import random_block, white_band
+from keras_landmask.data.occluders import random_block, white_band
 from keras_landmask.data.seglabels import mask_iou, segmentation_label
 from keras_landmask.data.sunglasses import STYLES, sunglasses
 

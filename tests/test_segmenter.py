@@ -7,8 +7,8 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from keras_landmask.config import load_config  # noqa: E402
-from keras_landmask.data.layouts import grid_layout  # noqa: E402
-from keras_landmask.data.occlusions import white_band  # noqa: E402
+from keras_landmask.core.layouts import grid_layout  # noqa: E402
+from keras_landmask.data.occluders import white_band  # noqa: E402
 from keras_landmask.data.seglabels import mask_iou  # noqa: E402
 from keras_landmask.errors import LandmaskError  # noqa: E402
 from keras_landmask.models.unet import unet_vgg16  # noqa: E402

@@ -100,11 +100,11 @@ def test_base_smoke_run_lowers_the_loss_and_writes_model_and_metrics(smoke_base)
 def test_base_metrics_match_the_saved_model(smoke_base, smoke_run):
     from keras_landmask.data.pipeline import embed
     from keras_landmask.evaluate import identify
-    from keras_landmask.models.recognizer import load_recognizer
+    from keras_landmask.models.base_network import load_base_network
 
     faces = FaceSet.load(smoke_run[0] / "prepare" / "faces.npz")
     train, test = faces.subset("train"), faces.subset("test")
-    embedder = load_recognizer(smoke_base / "model.keras").embedder
+    embedder = load_base_network(smoke_base / "model.keras").embedder
     result = identify(embed(embedder, train.images), train.labels, embed(embedder, test.images), test.labels)
     metrics = json.loads((smoke_base / "metrics.json").read_text())
     assert result.rank1 == pytest.approx(metrics["test"]["rank1"])
@@ -150,19 +150,18 @@ def test_a_stage_before_its_inputs_says_which_stage_to_run(tmp_path, lfw_root):
     assert "run the 'prepare' stage first" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_backup_resumes_only_with_the_same_settings_and_without_force(tmp_path):
+def test_a_backup_resumes_only_with_the_same_key_and_without_force(tmp_path):
     from keras_landmask.config import load_config
     from keras_landmask.io import write_json
     from keras_landmask.runs import RunFolder
-    from keras_landmask.stages.base import base_digest, resumable
+    from keras_landmask.stages.base import resumable
     from keras_landmask.stages.context import StageContext
 
-    context = StageContext(load_config("smoke"), RunFolder(tmp_path), tmp_path, tmp_path)
+    context = StageContext(load_config("smoke"), RunFolder(tmp_path), tmp_path, key="abc")
     backup = tmp_path / "backup"
     assert not resumable(backup, context)
-    write_json(backup / "settings.json", {"digest": base_digest(context)})
+    write_json(backup / "settings.json", {"digest": "abc"})
     assert resumable(backup, context)
-    assert not resumable(backup, StageContext(load_config("smoke", assignments=["train.epochs=3"]),
-                                              RunFolder(tmp_path), tmp_path, tmp_path))
+    assert not resumable(backup, StageContext(load_config("smoke"), RunFolder(tmp_path), tmp_path, key="other"))
     context.force = True
     assert not resumable(backup, context)

@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from export.convert import QUANTIZATIONS  # noqa: E402
+from keras_landmask.core.layouts import DEFAULT_LAYOUT  # noqa: E402
 from keras_landmask.errors import LandmaskError  # noqa: E402
 
 QUANTIZE_HELP = ("float32: no quantization (largest, exact); float16: half-size weights, for GPU delegates; "
@@ -30,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--run", required=True, help="finished run folder (base, dictionary and segmenter stages)")
     parser.add_argument("--out", required=True, help="folder for the .tflite files and manifest.json")
     parser.add_argument("--quantize", default="int8", choices=QUANTIZATIONS, help=QUANTIZE_HELP)
-    parser.add_argument("--layout", default="LM2", help="region layout whose mask dictionary is baked in (default: LM2)")
+    parser.add_argument("--layout", default=DEFAULT_LAYOUT,
+                        help=f"region layout whose mask dictionary is baked in (default: {DEFAULT_LAYOUT})")
     parser.add_argument("--masks", help="MaskTheFace templates for the occluded parity probes "
-                                        "(default: from the run's config, else $LANDMASK_DATA/../maskthefaces)")
+                                        "(default: the folder the run was trained with)")
     parser.add_argument("--calibration", type=int, default=200,
                         help="train crops used to calibrate int8 (half of them occluded; default: 200)")
     parser.add_argument("--threads", type=int, default=2, help="LiteRT threads for the parity measurement")

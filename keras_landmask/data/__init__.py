@@ -1,1 +1,2 @@
-"""Data pipeline: LFW discovery and split, MTCNN alignment, region layouts, synthetic occlusions."""
+"""Data pipeline: LFW discovery and split, MTCNN detection, face sets, synthetic occlusions (alignment and region
+layouts are in ``keras_landmask.core``)."""

@@ -1,7 +1,8 @@
 """Turn split samples into a FaceSet: read, detect (MTCNN), crop; both steps cached on disk.
 
 The detection cache is keyed by the files (relative path and size) and the detector; the crop cache
-additionally by alignment and crop size. A second run with the same data and settings loads in seconds.
+additionally by alignment, crop size and each image's label and split. A second run with the same data and
+settings loads in seconds.
 """
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ import json
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge_runtime.images import header_problem
-from keras_landmask.data.align import CROPPERS, Detection, fallback_detection
+from keras_landmask.core.align import CROPPERS, Detection, fallback_detection
+from keras_landmask.core.images import ImageError, read_image
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.lfw import Sample
 from keras_landmask.errors import LandmaskError
@@ -25,20 +25,12 @@ DETECTOR_VERSION = "mtcnn-1.0.0/central-face/v2"
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """RGB ``uint8 [H, W, 3]``, or None when the file cannot be used as an image: unreadable, not decodable,
-    cut short (a PNG/JPEG without its end, which OpenCV would decode with a grey bottom) or claiming more
-    than ``edge_runtime.images.MAX_PIXELS`` pixels (a decompression bomb) — the runtime's own checks."""
+    """RGB ``uint8 [H, W, 3]`` of any size, or None where ``core.images.read_image`` refuses the file (unreadable,
+    not decodable, cut short, a decompression bomb, over ``MAX_FILE_BYTES``)."""
     try:
-        data = Path(path).read_bytes()
-    except OSError:
+        return read_image(path, min_side=1)
+    except (ImageError, OSError):  # OSError: a path the file system refuses (e.g. a name too long)
         return None
-    if not data or header_problem(data):
-        return None
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error:  # over OpenCV's pixel limit in a format whose header is not checked
-        return None
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def check_readable(samples: list[Sample], readable: np.ndarray) -> None:
@@ -115,7 +107,8 @@ def build_faceset(
     """Aligned crops of all readable samples, the paths of the unreadable ones (skipped), and the
     cache file holding the FaceSet."""
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"faces-{files_key(samples, DETECTOR_VERSION, alignment, height, width)}.npz"
+    labels_and_splits = [f"{s.label}:{s.split}" for s in samples]  # the FaceSet holds them: a new split is a new file
+    path = cache_dir / f"faces-{files_key(samples, DETECTOR_VERSION, alignment, height, width, labels_and_splits)}.npz"
     if path.is_file():
         faces = FaceSet.load(path)
         unreadable = sorted(set(str(s.path) for s in samples) - set(faces.paths.tolist()))

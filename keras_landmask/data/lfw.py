@@ -60,6 +60,19 @@ def discover_people(root: str | Path, min_images: int = 10, max_people: int = 0)
     return chosen
 
 
+def folder_digest(root: str | Path) -> str:
+    """16 hex digits over every image's relative path and size in ``root``'s person folders (``"missing"`` when
+    the folder does not exist): a stage that read the folder reruns when its files change."""
+    root = Path(root)
+    if not root.is_dir():
+        return "missing"
+    digest = hashlib.sha256()
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES):
+            digest.update(f"{folder.name}/{file.name}:{file.stat().st_size};".encode())
+    return digest.hexdigest()[:16]
+
+
 def split_people(
     people: dict[str, list[Path]],
     val_fraction: float = 0.15,

@@ -1,1 +1,1 @@
-"""Keras models: ResNet34 trunk, embedding head, CosFace margin layer and the recognizer builder."""
+"""Keras models: ResNet34 trunk, embedding head, CosFace margin layer and the base network builder."""

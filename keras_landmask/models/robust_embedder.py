@@ -8,16 +8,14 @@ stored once; a probe's flags select the FDM applied to its map and to the galler
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from keras_landmask.data.layouts import Layout
-from keras_landmask.errors import LandmaskError
-from keras_landmask.models.mask_dictionary import MaskDictionary, RegionOcclusion
-from keras_landmask.models.recognizer import load_keras_file, load_recognizer
+from keras_landmask.core.layouts import DEFAULT_LAYOUT, Layout
+from keras_landmask.models.fdm import MaskDictionary, RegionOcclusion
+from keras_landmask.runs import RunFolder
 
 
 @dataclasses.dataclass
@@ -31,12 +29,12 @@ def build_robust_models(trunk: keras.Model, head: keras.Model, segmenter: keras.
                         layout: Layout) -> RobustModels:
     """Compose trained parts; ``masks`` is the layout's binary dictionary ``[R, h, w, C]``."""
     image = keras.Input(trunk.input_shape[1:], dtype="uint8", name="image")
-    flags = RegionOcclusion(layout.pixel_masks(), name="region_occlusion")(segmenter(image))
+    flags = RegionOcclusion.for_layout(layout, name="region_occlusion")(segmenter(image))
     features = keras.Model(image, [trunk(image), flags], name="features")
 
     feature_map = keras.Input(trunk.output_shape[1:], name="feature_map")
     occluded = keras.Input((len(layout.regions),), name="occluded_regions")
-    fdm = MaskDictionary(masks, layout.region_names, name="mask_dictionary")(occluded)
+    fdm = MaskDictionary(layout.region_names, masks.shape[1:], masks, name="mask_dictionary")(occluded)
     masked = keras.layers.Multiply(name="apply_fdm")([feature_map, fdm])
     masked_head = keras.Model([feature_map, occluded], head(masked), name="masked_head")
 
@@ -44,21 +42,11 @@ def build_robust_models(trunk: keras.Model, head: keras.Model, segmenter: keras.
     return RobustModels(features, masked_head, embedder)
 
 
-def load_robust_models(run_root: str | Path, layout_name: str = "LM2") -> RobustModels:
+def load_robust_models(run: RunFolder | str | Path, layout_name: str = DEFAULT_LAYOUT) -> RobustModels:
     """The robust models of a finished run (base, dictionary and segmenter stages) for one layout."""
-    root = Path(run_root)
-    paths = {"segmenter": root / "segmenter" / "model.keras", "dictionary": root / "dictionary" / f"{layout_name}.npz",
-             "prepare": root / "prepare" / "layouts.json"}
-    for stage, path in paths.items():
-        if not path.is_file():
-            raise LandmaskError(f"'{path}' not found; run the '{stage}' stage of {root} first")
-    layout = Layout.from_dict(json.loads(paths["prepare"].read_text())[layout_name])
-    recognizer = load_recognizer(root / "base" / "model.keras")
-    try:
-        with np.load(paths["dictionary"]) as data:
-            masks = data["masks"]
-    except Exception as error:  # not an npz, cut short, no "masks"
-        raise LandmaskError(f"'{paths['dictionary']}' is not a readable mask dictionary ({type(error).__name__}: "
-                            f"{str(error)[:200]}); rerun the 'dictionary' stage with --force") from None
-    segmenter = load_keras_file(paths["segmenter"], "segmenter", "segmenter")
-    return build_robust_models(recognizer.trunk, recognizer.head, segmenter, masks, layout)
+    run = run if isinstance(run, RunFolder) else RunFolder(run)
+    layout = run.layout(layout_name)
+    masks = run.dictionary(layout)
+    segmenter = run.segmenter()
+    base = run.base_network()
+    return build_robust_models(base.trunk, base.head, segmenter, masks, layout)

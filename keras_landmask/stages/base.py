@@ -22,11 +22,9 @@ from keras_landmask.distribute import SyncMovingStatistics, is_chief, make_strat
 from keras_landmask.errors import LandmaskError
 from keras_landmask.evaluate import identify
 from keras_landmask.io import write_json
-from keras_landmask.models.recognizer import build_recognizer, load_recognizer
+from keras_landmask.models.base_network import build_base_network
 from keras_landmask.plots import plot_training_log
 from keras_landmask.stages.context import StageContext
-from keras_landmask.stages.prepare import prepared_faces, prepared_occluders
-from keras_landmask.train import STAGES
 
 
 def make_optimizer(train_cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -42,23 +40,20 @@ def make_optimizer(train_cfg, steps_per_epoch: int) -> keras.optimizers.Optimize
     return keras.optimizers.AdamW(schedule, weight_decay=train_cfg.weight_decay)
 
 
-def base_digest(context: StageContext) -> str:
-    return context.config.section_digest(*STAGES["base"])
-
-
 def resumable(backup: Path, context: StageContext) -> bool:
-    """True when ``backup/`` holds an interrupted training with this run's settings and ``--force`` is off."""
+    """True when ``backup/`` holds an interrupted training of this stage's key (same settings and inputs) and
+    ``--force`` is off."""
     try:
         saved = json.loads((backup / "settings.json").read_text())["digest"]
     except (OSError, ValueError, KeyError):
         return False
-    return not context.force and saved == base_digest(context)
+    return not context.force and saved == context.key
 
 
 def run(context: StageContext) -> dict:
     cfg, model_cfg, train_cfg = context.config, context.config.model, context.config.train
     out = context.run.stage_dir("base")
-    faces = prepared_faces(context)
+    faces = context.run.faces()
     train, val, test = (faces.subset(s) for s in ("train", "val", "test"))
     steps = len(train) // train_cfg.batch_size
     if steps == 0:
@@ -71,16 +66,17 @@ def run(context: StageContext) -> dict:
     if not resumable(backup, context):  # a fresh start: forget the previous attempt's backup, log and best
         if backup.exists():
             print(f"  starting afresh: the interrupted training in {backup} is dropped "
-                  + ("(--force; run without it to resume)" if context.force else "(made with other settings)"))
+                  + ("(--force; run without it to resume)" if context.force else "(made with other settings or inputs)"))
         shutil.rmtree(backup, ignore_errors=True)
-        for stale in ("log.csv", "model.keras", "model.keras.best.json"):
-            (out / stale).unlink(missing_ok=True)
+        model = context.run.base_file
+        for stale in (out / "log.csv", model, model.with_name(model.name + ".best.json")):  # see BestRankOne
+            stale.unlink(missing_ok=True)
     backup.mkdir(exist_ok=True)
-    write_json(backup / "settings.json", {"digest": base_digest(context)})
+    write_json(backup / "settings.json", {"digest": context.key})
 
     strategy = make_strategy(context.strategy)
     with strategy.scope():
-        recognizer = build_recognizer(
+        recognizer = build_base_network(
             len(faces.people), cfg.data.crop_height, cfg.data.crop_width, model_cfg.base_width,
             model_cfg.embedding_dim, model_cfg.dropout, model_cfg.cosface_scale, model_cfg.cosface_margin,
         )
@@ -89,10 +85,10 @@ def run(context: StageContext) -> dict:
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
         )
-    occluders = prepared_occluders(context) if train_cfg.occlusion_augment > 0 else None
+    occluders = context.occluders() if train_cfg.occlusion_augment > 0 else None
     dataset = shard_by_data(training_dataset(train, train_cfg.batch_size, train_cfg.seed, occluders,
                                              train_cfg.occlusion_augment))
-    best = BestRankOne(recognizer.embedder, train, val, out / "model.keras", train_cfg.eval_every,
+    best = BestRankOne(recognizer.embedder, train, val, context.run.base_file, train_cfg.eval_every,
                        train_cfg.patience)
     callbacks = [  # backup last: an epoch counts as done only once it is selected and logged
         SyncMovingStatistics(),  # first: workers select and save the same model
@@ -111,7 +107,7 @@ def run(context: StageContext) -> dict:
     shutil.rmtree(backup, ignore_errors=True)
     plot_training_log(list(csv.DictReader((out / "log.csv").open())), out / "training.png")
 
-    model = load_recognizer(out / "model.keras")
+    model = context.run.base_network()
     metrics = evaluate_recognizer(model.embedder, train, {"val": val, "test": test}, out / "per_identity.csv",
                                   list(faces.people))
     metrics.update({

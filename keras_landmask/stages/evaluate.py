@@ -1,7 +1,7 @@
 """The ``evaluate`` stage: the paper's Table 1 with the oracle FDM (built from the true occlusion masks).
 
 Probes are the test split under each occlusion (clean, the five LM2 white bands, a face mask,
-sunglasses); the gallery is the train split. For each masking strategy (none, LM1, LM2, grid3x3) the
+sunglasses); the gallery is the train split. For each masking (none, and each layout: LM1, LM2, the grid) the
 regions more than 50 % covered by the occlusion select the masks whose product is the FDM. The occlusion
 is the true mask (oracle) and, once the segmenter stage has run, the segmenter's prediction (the paper's
 way). Writes ``runs/<name>/eval/``: ``table1_oracle.{json,csv,md,png}``, ``table1.{...}`` (segmenter) —
@@ -11,26 +11,21 @@ from __future__ import annotations
 
 import csv
 
-import keras
 import numpy as np
 
-from keras_landmask.data.facemask import face_mask, load_mask_templates
+from keras_landmask.core.layouts import DEFAULT_LAYOUT, Layout
+from keras_landmask.data.facemask import load_mask_templates
 from keras_landmask.data.faceset import FaceSet
-from keras_landmask.data.layouts import Layout
-from keras_landmask.data.occluders import occlude_each
-from keras_landmask.data.occlusions import white_band
-from keras_landmask.data.sunglasses import sunglasses
+from keras_landmask.data.occluders import table1_probes
 from keras_landmask.evaluate import GalleryCache, fdm_embedder, identify, identify_masked
 from keras_landmask.io import atomic_write, write_json
-from keras_landmask.models.mask_dictionary import MaskDictionary, RegionOcclusion
-from keras_landmask.models.recognizer import load_recognizer
+from keras_landmask.models.fdm import MaskDictionary, RegionOcclusion
 from keras_landmask.plots import contact_sheet, plot_table1
 from keras_landmask.saliency import saliency_maps
 from keras_landmask.stages.context import StageContext
-from keras_landmask.stages.prepare import prepared_faces, prepared_layouts
 
-STRATEGIES = ("none", "LM1", "LM2", "grid3x3")
-# Table 1 of the paper: rank-1 test accuracy (fractions) of its base CNN with the segmenter's FDM.
+# Table 1 of the paper: rank-1 test accuracy (fractions) of its base CNN with the segmenter's FDM, per occlusion
+# and masking (its column names are the paper's layouts).
 PAPER_TABLE1 = {
     "forehead": {"none": 0.0618, "LM1": 0.0618, "LM2": 0.2332, "grid3x3": 0.1837},
     "eyes": {"none": 0.0283, "LM1": 0.0247, "LM2": 0.0813, "grid3x3": 0.0300},
@@ -42,22 +37,9 @@ PAPER_TABLE1 = {
 }
 
 
-def occluded_probes(faces: FaceSet, layouts: dict[str, Layout], templates: dict, seed: int) -> dict:
-    """Occlusion name → ``(images uint8 [N, H, W, 3], true masks bool [N, H, W])`` for Table 1's rows."""
-    occluders = {"clean": lambda image, marks, rng: (image, np.zeros(image.shape[:2], bool))}
-    for band in layouts["LM2"].regions:
-        occluders[band.name] = lambda image, marks, rng, band=band: white_band(image, band)
-    occluders["face_mask"] = lambda image, marks, rng: face_mask(image, marks, templates, rng)
-    occluders["sunglasses"] = lambda image, marks, rng: sunglasses(image, marks, rng)
-    probes = {}
-    for name, occlude in occluders.items():
-        probes[name] = occlude_each(faces.images, faces.landmarks, occlude, seed)
-    return probes
-
-
-def load_dictionary(context: StageContext, layout: str) -> MaskDictionary:
-    with np.load(context.run.require("dictionary", f"{layout}.npz")) as data:
-        return MaskDictionary(data["masks"], [str(n) for n in data["region_names"]], name=f"dictionary_{layout}")
+def load_dictionary(context: StageContext, layout: Layout) -> MaskDictionary:
+    masks = context.run.dictionary(layout)
+    return MaskDictionary(layout.region_names, masks.shape[1:], masks, name=f"dictionary_{layout.name}")
 
 
 # FDM sources: the oracle uses the true occlusion mask; "segmenter" the trained segmenter's prediction.
@@ -66,10 +48,11 @@ TABLES = {"oracle": ("table1_oracle", "oracle FDM"), "segmenter": ("table1", "se
 
 def run(context: StageContext) -> dict:
     out = context.run.stage_dir("evaluate")
-    faces = prepared_faces(context)
+    faces = context.run.faces()
     gallery, test = faces.subset("train"), faces.subset("test")
-    layouts = prepared_layouts(context)
-    recognizer = load_recognizer(context.run.require("base", "model.keras"))
+    layouts = context.run.layouts()
+    maskings = ["none", *context.config.fdm_layouts]
+    recognizer = context.run.base_network()
     cosface = recognizer.train_model.get_layer("cosface")
 
     def head(features):
@@ -79,21 +62,20 @@ def run(context: StageContext) -> dict:
         return np.asarray(recognizer.trunk.predict(images, batch_size=128, verbose=0))
 
     occlusion_maps = {"oracle": lambda images, masks: masks[..., None].astype(np.float32)}
-    segmenter_path = context.run.folder("segmenter") / "model.keras"
-    if segmenter_path.is_file():
-        segmenter = keras.saving.load_model(segmenter_path, compile=False)
+    if context.run.read_marker("segmenter"):  # an optional input: the graph made sure it is up to date
+        segmenter = context.run.segmenter()
         occlusion_maps["segmenter"] = lambda images, masks: np.asarray(segmenter.predict(images, verbose=0))
 
     gallery_features = trunk(gallery.images)
     gallery_embeddings = head(gallery_features)
-    dictionaries = {name: load_dictionary(context, name) for name in STRATEGIES[1:]}
-    coverage = {name: RegionOcclusion(layouts[name].pixel_masks()) for name in STRATEGIES[1:]}
+    dictionaries = {name: load_dictionary(context, layouts[name]) for name in maskings[1:]}
+    coverage = {name: RegionOcclusion.for_layout(layouts[name]) for name in maskings[1:]}
     caches = {
         name: GalleryCache(fdm_embedder(head, lambda p, d=d: np.asarray(d(np.array([p], np.float32)))[0]),
                            gallery_features, gallery.labels)
         for name, d in dictionaries.items()
     }
-    probes = occluded_probes(test, layouts, load_mask_templates(context.masks_dir), context.config.occlusion.seed)
+    probes = table1_probes(test, layouts, load_mask_templates(context.masks_dir), context.config.occlusion.seed)
     tables = {source: {} for source in occlusion_maps}
     flagged = {source: {} for source in occlusion_maps}
     for occlusion, (images, masks) in probes.items():
@@ -102,26 +84,34 @@ def run(context: StageContext) -> dict:
         for source, occlusion_map in occlusion_maps.items():
             maps = occlusion_map(images, masks)
             tables[source][occlusion], flagged[source][occlusion] = {"none": plain}, {}
-            for name in STRATEGIES[1:]:
+            for name in maskings[1:]:
                 patterns = np.asarray(coverage[name](maps))
                 tables[source][occlusion][name] = identify_masked(caches[name], features, patterns,
                                                                   test.labels).to_dict()
                 flagged[source][occlusion][name] = round(float(patterns.sum(axis=1).mean()), 3)
             row = tables[source][occlusion]
-            print(f"  {source:>9} {occlusion:>10}: " + "  ".join(f"{s} {row[s]['rank1']:.1%}" for s in STRATEGIES))
+            print(f"  {source:>9} {occlusion:>10}: " + "  ".join(f"{s} {row[s]['rank1']:.1%}" for s in maskings))
     for source, (stem, title) in TABLES.items():
         if source in tables:
             write_table(tables[source], flagged[source], out, stem, title)
-    draw_saliency(recognizer, cosface, probes, test, dictionaries["LM2"], coverage["LM2"], out / "saliency.png")
+    shown = DEFAULT_LAYOUT if DEFAULT_LAYOUT in dictionaries else maskings[-1]
+    draw_saliency(recognizer, cosface, probes, test, dictionaries[shown], coverage[shown], shown,
+                  out / "saliency.png")
     source = "segmenter" if "segmenter" in tables else "oracle"
     return {"tables": {TABLES[s][0]: table for s, table in tables.items()},
             "headline": f"Table 1, rank-1 with the {TABLES[source][1]}:\n" + format_table(tables[source])}
 
 
+def maskings_of(table: dict) -> list[str]:
+    """The table's columns (``none`` and the layouts), in their order."""
+    return list(next(iter(table.values())))
+
+
 def format_table(table: dict) -> str:
-    """Rank-1 per occlusion (rows) and strategy (columns) as aligned text lines."""
-    lines = [f"{'':>14}" + "".join(f"{s:>9}" for s in STRATEGIES)]
-    lines += [f"{o:>14}" + "".join(f"{row[s]['rank1']:>9.1%}" for s in STRATEGIES) for o, row in table.items()]
+    """Rank-1 per occlusion (rows) and masking (columns) as aligned text lines."""
+    maskings = maskings_of(table)
+    lines = [f"{'':>14}" + "".join(f"{s:>9}" for s in maskings)]
+    lines += [f"{o:>14}" + "".join(f"{row[s]['rank1']:>9.1%}" for s in maskings) for o, row in table.items()]
     return "\n".join(" " * 4 + line for line in lines)
 
 
@@ -140,24 +130,25 @@ def write_table(table: dict, flagged: dict, out, stem: str, title: str) -> None:
                                      PAPER_TABLE1.get(occlusion, {}).get(strategy, "")])
 
     atomic_write(out / f"{stem}.csv", write_csv)
+    maskings = maskings_of(table)
     lines = [f"# Table 1 with the {title} (rank-1 / rank-5 %, paper's rank-1 in brackets)", "",
-             "| occlusion | " + " | ".join(STRATEGIES) + " |", "|---" * (len(STRATEGIES) + 1) + "|"]
+             "| occlusion | " + " | ".join(maskings) + " |", "|---" * (len(maskings) + 1) + "|"]
     for occlusion, row in table.items():
         cells = []
-        for strategy in STRATEGIES:
+        for strategy in maskings:
             paper = PAPER_TABLE1.get(occlusion, {}).get(strategy)
             cell = f"{row[strategy]['rank1']:.1%} / {row[strategy]['rank5']:.1%}"
             cells.append(cell + (f" ({paper:.1%})" if paper is not None else ""))
         lines.append(f"| {occlusion} | " + " | ".join(cells) + " |")
     atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     plot_table1({o: {s: r["rank1"] for s, r in row.items()} for o, row in table.items()}, PAPER_TABLE1,
-                STRATEGIES, out / f"{stem}.png", f"ours ({title})")
+                maskings, out / f"{stem}.png", f"ours ({title})")
 
 
 def draw_saliency(recognizer, cosface, probes: dict, test: FaceSet, dictionary: MaskDictionary,
-                  coverage: RegionOcclusion, path) -> None:
+                  coverage: RegionOcclusion, layout_name: str, path) -> None:
     """Rows: a few probes under the mouth band and a face mask; columns: occluded probe, saliency without
-    FDM, saliency with the LM2 oracle FDM (the paper's Figs. 8–9)."""
+    FDM, saliency with the layout's oracle FDM (the paper's Figs. 8–9)."""
     rows = []
     for occlusion in ("mouth", "face_mask"):
         images, masks = probes[occlusion]
@@ -166,4 +157,4 @@ def draw_saliency(recognizer, cosface, probes: dict, test: FaceSet, dictionary: 
         plain = saliency_maps(recognizer.trunk, recognizer.head, cosface, images[chosen], test.labels[chosen])
         masked = saliency_maps(recognizer.trunk, recognizer.head, cosface, images[chosen], test.labels[chosen], fdm)
         rows += [[images[i], plain[i], masked[i]] for i in range(len(chosen))]
-    contact_sheet(rows, ["probe", "saliency, no FDM", "saliency, LM2 FDM"], path)
+    contact_sheet(rows, ["probe", "saliency, no FDM", f"saliency, {layout_name} FDM"], path)

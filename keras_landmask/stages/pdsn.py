@@ -10,17 +10,15 @@ import time
 import keras
 import tensorflow as tf
 
+from keras_landmask.core.layouts import Layout
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.models.pdsn import PDSN
-from keras_landmask.models.recognizer import load_recognizer
 from keras_landmask.stages.context import StageContext
-from keras_landmask.stages.prepare import prepared_faces, prepared_layouts
 
 
-def build_pdsn(context: StageContext, layout_name: str, generators: list[keras.Model] | None = None) -> PDSN:
-    """A PDSN over the run's frozen base recognizer and one layout's regions."""
-    recognizer = load_recognizer(context.run.root / "base" / "model.keras")
-    layout = prepared_layouts(context)[layout_name]
+def build_pdsn(context: StageContext, layout: Layout, generators: list[keras.Model] | None = None) -> PDSN:
+    """A PDSN over the run's frozen base network and one layout's regions."""
+    recognizer = context.run.base_network()
     return PDSN(recognizer.trunk, recognizer.head, recognizer.train_model.get_layer("cosface"),
                 layout.pixel_masks(), layout.region_names, context.config.pdsn.difference_weight, generators)
 
@@ -33,17 +31,18 @@ def pair_dataset(faces: FaceSet, batch_size: int, seed: int) -> tf.data.Dataset:
 
 def run(context: StageContext) -> dict:
     cfg = context.config.pdsn
-    train = prepared_faces(context).subset("train")
-    digest = context.config.section_digest("data", "layout", "model", "train", "pdsn")
+    train = context.run.faces().subset("train")
+    layouts = context.run.layouts()
     summary = {}
-    for layout_name in cfg.layouts:
-        stage = f"pdsn/{layout_name}"
-        out = context.run.stage_dir(stage)
-        if not context.force and context.run.is_done(stage, digest):
+    for layout_name in context.config.fdm_layouts:
+        part = f"pdsn/{layout_name}"  # each layout has its own marker: an interrupted stage redoes only the rest
+        out = context.run.stage_dir(part)
+        if not context.force and (context.run.read_marker(part) or {}).get("key") == context.key:
             print(f"  {layout_name}: generators already trained")
             continue
+        context.run.clear(part)
         keras.utils.set_random_seed(context.config.train.seed)
-        pdsn = build_pdsn(context, layout_name)
+        pdsn = build_pdsn(context, layouts[layout_name])
         pdsn.compile(optimizer=keras.optimizers.SGD(cfg.learning_rate, momentum=cfg.momentum))
         print(f"  {layout_name}: {len(pdsn.generators)} regions ({', '.join(pdsn.region_names)})")
         start = time.perf_counter()
@@ -51,9 +50,9 @@ def run(context: StageContext) -> dict:
                            shuffle=False, verbose=1 if context.progress else 2,
                            callbacks=[keras.callbacks.CSVLogger(str(out / "log.csv"))])
         for name, generator in zip(pdsn.region_names, pdsn.generators):
-            generator.save(out / f"{name}.keras")
+            generator.save(context.run.generator_file(layout_name, name))
         seconds = time.perf_counter() - start
-        context.run.mark_done(stage, digest, seconds)
+        context.run.write_marker(part, {"key": context.key, "seconds": round(seconds, 2)})
         summary[layout_name] = {key: round(float(values[-1]), 4) for key, values in history.history.items()}
         summary[layout_name]["seconds"] = round(seconds, 1)
-    return {**summary, "headline": f"mask generators for {', '.join(cfg.layouts)}"}
+    return {**summary, "headline": f"mask generators for {', '.join(context.config.fdm_layouts)}"}

@@ -5,7 +5,6 @@ Writes to ``runs/<name>/prepare/``: ``split.csv``, ``faces.npz`` (a FaceSet), ``
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -13,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_landmask.core.layouts import LandmarkStats, Layout, build_layouts, coverage
 from keras_landmask.data.build import build_faceset
 from keras_landmask.data.facemask import load_mask_templates
 from keras_landmask.data.faceset import FaceSet
-from keras_landmask.data.layouts import LandmarkStats, Layout, build_layouts, coverage
 from keras_landmask.data.lfw import discover_people, split_people, write_split
 from keras_landmask.data.occluders import occluder_catalogue, occlusion_columns
 from keras_landmask.data.seglabels import mask_iou, segmentation_label
@@ -36,7 +35,7 @@ def run(context: StageContext) -> dict:
     write_split(samples, out / "split.csv")
 
     def make_detector():
-        from keras_landmask.data.align import FaceDetector
+        from keras_landmask.data.detect import FaceDetector
 
         return FaceDetector(cfg.detect_batch)
 
@@ -46,13 +45,13 @@ def run(context: StageContext) -> dict:
     )
     for path in unreadable:
         print(f"  skipped unreadable image: {path}")
-    _link_or_copy(cached, out / "faces.npz")
+    _link_or_copy(cached, context.run.faces_file)
     align_seconds = time.perf_counter() - start
 
     train = faces.subset("train")
     stats = LandmarkStats.from_landmarks(train.landmarks)
     layouts = build_layouts(stats, cfg.crop_height, cfg.crop_width, context.config.layout)
-    write_json(out / "layouts.json", {name: layout.to_dict() for name, layout in layouts.items()})
+    write_json(context.run.layouts_file, {name: layout.to_dict() for name, layout in layouts.items()})
 
     occluders = occluder_catalogue(layouts, templates)
     seg_iou = seg_label_iou(train, occluders, context.config.occlusion.label_samples, context.config.occlusion.seed)
@@ -67,7 +66,7 @@ def run(context: StageContext) -> dict:
         "n_unreadable": len(unreadable),
         "unreadable": unreadable,
         "split": {split: int((faces.splits == split).sum()) for split in ("train", "val", "test")},
-        "coverage": {name: coverage(layout, train.landmarks) for name, layout in layouts.items() if name != "grid3x3"},
+        "coverage": {name: found for name, layout in layouts.items() if (found := coverage(layout, train.landmarks))},
         "seg_label_iou": seg_iou,
         "seconds_align": round(align_seconds, 2),
     }
@@ -142,19 +141,3 @@ def print_summary(summary: dict) -> None:
         print(f"  {layout} landmark coverage: " + ", ".join(f"{k} {v:.1%}" for k, v in regions.items()))
     print("  seg-label IoU vs true mask: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["seg_label_iou"].items()))
     print("  written: split.csv, faces.npz, layouts.json, summary.json, layouts.png, occlusions.png, seg_labels.png")
-
-
-def prepared_faces(context: StageContext) -> FaceSet:
-    """The FaceSet the prepare stage wrote for this run."""
-    return FaceSet.load(context.run.require("prepare", "faces.npz"))
-
-
-def prepared_layouts(context: StageContext) -> dict[str, Layout]:
-    """The region layouts the prepare stage wrote for this run."""
-    path = context.run.require("prepare", "layouts.json")
-    return {name: Layout.from_dict(data) for name, data in json.loads(path.read_text()).items()}
-
-
-def prepared_occluders(context: StageContext) -> dict:
-    """The occluder catalogue over this run's layouts and the MaskTheFace templates."""
-    return occluder_catalogue(prepared_layouts(context), load_mask_templates(context.masks_dir))

@@ -18,17 +18,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_landmask.core.layouts import Layout
 from keras_landmask.data.faceset import FaceSet
-from keras_landmask.data.layouts import Layout
-from keras_landmask.data.occluders import occlude_each
+from keras_landmask.data.occluders import clean, occlude_each
 from keras_landmask.data.seglabels import mask_iou, segmentation_label
 from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_json
-from keras_landmask.models.mask_dictionary import RegionOcclusion
+from keras_landmask.models.fdm import RegionOcclusion
 from keras_landmask.models.unet import unet_vgg16
 from keras_landmask.plots import contact_sheet
 from keras_landmask.stages.context import StageContext
-from keras_landmask.stages.prepare import prepared_faces, prepared_layouts, prepared_occluders
 
 KINDS = ("face_mask", "sunglasses", "band", "block", "clean")  # the test rows; "clean" leaves the crop as it is
 EXAMPLE_FACES = 4
@@ -36,9 +35,7 @@ EXAMPLE_FACES = 4
 
 def occlude(image: np.ndarray, landmarks: np.ndarray, kind: str, occluders: dict, rng: np.random.Generator):
     """``(occluded uint8 [H, W, 3], true mask bool [H, W])`` of one crop under one occlusion kind."""
-    if kind == "clean":
-        return image, np.zeros(image.shape[:2], bool)
-    return occluders[kind](image, landmarks, rng)
+    return (clean if kind == "clean" else occluders[kind])(image, landmarks, rng)
 
 
 def random_kinds(count: int, clean_fraction: float, occluders: dict, rng: np.random.Generator) -> list[str]:
@@ -105,7 +102,7 @@ def score(predicted: np.ndarray, truth: np.ndarray, layouts: dict[str, Layout]) 
         "any_region_flagged": {},
     }
     for name, layout in layouts.items():
-        regions = RegionOcclusion(layout.pixel_masks())
+        regions = RegionOcclusion.for_layout(layout)
         flags = keras.ops.convert_to_numpy(regions(predicted[..., None]))
         true_flags = keras.ops.convert_to_numpy(regions(truth[..., None].astype(np.float32)))
         result["regions_match"][name] = round(float(np.all(flags == true_flags, axis=1).mean()), 4)
@@ -116,13 +113,13 @@ def score(predicted: np.ndarray, truth: np.ndarray, layouts: dict[str, Layout]) 
 def run(context: StageContext) -> dict:
     cfg, data_cfg = context.config.segmenter, context.config.data
     out = context.run.stage_dir("segmenter")
-    faces = prepared_faces(context)
+    faces = context.run.faces()
     train, val, test = (faces.subset(s) for s in ("train", "val", "test"))
     if not (len(train) and len(val) and len(test)):
         raise LandmaskError(f"the segmenter needs train, val and test crops, got {len(train)} / {len(val)} / "
                             f"{len(test)}; raise data.val_fraction and data.test_fraction")
-    layouts = prepared_layouts(context)
-    occluders = prepared_occluders(context)
+    layouts = context.run.layouts()
+    occluders = context.occluders()
     keras.utils.set_random_seed(cfg.seed)
 
     model = unet_vgg16(data_cfg.crop_height, data_cfg.crop_width, cfg.width_multiplier)
@@ -130,7 +127,7 @@ def run(context: StageContext) -> dict:
                   metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
                            keras.metrics.BinaryIoU(target_class_ids=[1], name="iou")])
     callbacks = [
-        keras.callbacks.ModelCheckpoint(str(out / "model.keras"), monitor="val_loss", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(context.run.segmenter_file), monitor="val_loss", save_best_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience),
         keras.callbacks.CSVLogger(str(out / "log.csv")),
     ]
@@ -142,7 +139,7 @@ def run(context: StageContext) -> dict:
                         callbacks=callbacks, shuffle=False, verbose=1 if context.progress else 2)
     seconds = time.perf_counter() - start
 
-    model = keras.saving.load_model(out / "model.keras")
+    model = context.run.segmenter()
     sets = occluded_test_crops(test, occluders, context.config.occlusion.seed)
     predicted = {kind: model.predict(images, batch_size=64, verbose=0)[..., 0] for kind, (images, _) in sets.items()}
     per_kind = {kind: score(predicted[kind], truth, layouts) for kind, (_, truth) in sets.items()}

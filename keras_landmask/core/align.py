@@ -1,7 +1,8 @@
-"""Face alignment: MTCNN detection and the two 128x96 crop methods (``box`` and ``similarity``).
+"""Face alignment (numpy + OpenCV): the two 128x96 crop methods (``box`` and ``similarity``).
 
 Images are RGB ``uint8 [H, W, 3]``. Landmarks are ``float32 [5, 2]`` (x, y) pixels in the order
-``layouts.LANDMARK_NAMES``. Boxes are ``(x, y, w, h)`` pixels.
+``layouts.LANDMARK_NAMES``. Boxes are ``(x, y, w, h)`` pixels. Detection is elsewhere: MTCNN for training
+(``keras_landmask.data.detect``), the exported detector on a device (``edge_runtime.detector``).
 """
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import dataclasses
 
 import cv2
 import numpy as np
-
-from keras_landmask.data.layouts import LANDMARK_NAMES
 
 # Canonical landmarks of a 128x96 (H x W) crop: the CosFace/SphereFace 112x96 template moved 8 px down,
 # so the crop keeps some forehead and chin for the LM2 bands.
@@ -35,47 +34,12 @@ def template_landmarks(height: int = 128, width: int = 96) -> np.ndarray:
     return TEMPLATE_128x96 * np.array([width / 96.0, height / 128.0], dtype=np.float32)
 
 
-class FaceDetector:
-    """MTCNN (weights ship in the mtcnn wheel) returning the face nearest the image centre."""
-
-    def __init__(self, batch_size: int = 32):
-        from mtcnn import MTCNN  # imported here: TensorFlow loads only when detection is needed
-
-        self._mtcnn = MTCNN(device="CPU:0")
-        self.batch_size = batch_size
-
-    def detect(self, images: list[np.ndarray]) -> list[Detection | None]:
-        """One ``Detection`` (or None when no face is found) per image; same-shape images are batched."""
-        results: list[Detection | None] = [None] * len(images)
-        by_shape: dict[tuple, list[int]] = {}
-        for i, image in enumerate(images):
-            by_shape.setdefault(image.shape, []).append(i)
-        for indices in by_shape.values():
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start : start + self.batch_size]
-                faces = self._mtcnn.detect_faces([images[i] for i in chunk]) if len(chunk) > 1 else [
-                    self._mtcnn.detect_faces(images[chunk[0]])
-                ]
-                for i, found in zip(chunk, faces):
-                    results[i] = choose_central_face(found, images[i].shape)
-        return results
-
-
 def central_index(boxes, image_shape: tuple) -> int:
     """Index of the box ``(x, y, w, h)`` whose centre is nearest the centre of an image of ``image_shape``
     (the face a photo is of, when it shows several); the first on ties. ``boxes`` must not be empty."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     centres = boxes[:, :2] + boxes[:, 2:] / 2.0
     return int(np.argmin(np.hypot(*(centres - [image_shape[1] / 2.0, image_shape[0] / 2.0]).T)))
-
-
-def choose_central_face(faces: list[dict], image_shape: tuple) -> Detection | None:
-    """The MTCNN face whose box centre is nearest the image centre (None for an empty list)."""
-    if not faces:
-        return None
-    face = faces[central_index([f["box"] for f in faces], image_shape)]
-    landmarks = np.array([face["keypoints"][name] for name in LANDMARK_NAMES], dtype=np.float32)
-    return Detection(np.asarray(face["box"], np.float32), landmarks, float(face["confidence"]), len(faces))
 
 
 def fallback_detection(relative_boxes: np.ndarray, relative_landmarks: np.ndarray, image_shape: tuple) -> Detection:

@@ -1,4 +1,4 @@
-"""Reading photos for the runtime: any file OpenCV decodes, as RGB ``uint8 [H, W, 3]``, or a clear error.
+"""Reading photos, training side and device alike: any file OpenCV decodes as RGB ``uint8 [H, W, 3]``, or an error.
 
 Grayscale, RGBA and 16-bit images are converted (OpenCV's ``IMREAD_COLOR``). Before anything is decoded, the
 header of a PNG, JPEG, BMP, WebP or TIFF file is read: an image claiming more than ``MAX_PIXELS`` pixels (a
@@ -29,8 +29,9 @@ class ImageError(ValueError):
     """A file that is not a usable photo."""
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """The image at ``path`` as RGB ``uint8 [H, W, 3]``; ``ImageError`` saying why it cannot be used."""
+def read_image(path: str | Path, min_side: int = MIN_SIDE) -> np.ndarray:
+    """The image at ``path`` as RGB ``uint8 [H, W, 3]``, at least ``min_side`` pixels per side; ``ImageError``
+    saying why it cannot be used."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"'{path}' is a folder, not a photo")
@@ -55,9 +56,9 @@ def read_image(path: str | Path) -> np.ndarray:
         image = None
     if image is None:
         raise ImageError(f"'{path}' is not a readable image (damaged, or not {FORMATS})")
-    if min(image.shape[:2]) < MIN_SIDE:
+    if min(image.shape[:2]) < min_side:
         raise ImageError(f"'{path}' is {image.shape[1]}x{image.shape[0]} pixels; faces need at least "
-                         f"{MIN_SIDE} pixels per side")
+                         f"{min_side} pixels per side")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

@@ -13,6 +13,11 @@ import numpy as np
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
 
+# The layout whose bands are the paper's Table 1 white-band occlusions, and the one the export bakes in by default.
+TABLE1_BANDS = "LM2"
+DEFAULT_LAYOUT = "LM2"
+
+
 @dataclasses.dataclass(frozen=True)
 class Region:
     """One named box of a layout, in crop pixels (floats, half-open)."""
@@ -52,6 +57,11 @@ class Layout:
     height: int
     width: int
     regions: tuple[Region, ...]
+    family: str = ""  # LM1, LM2 or grid: what per-layout settings (the dictionary's δ) are keyed by; "" = name
+
+    def __post_init__(self):
+        if not self.family:
+            object.__setattr__(self, "family", self.name)
 
     @property
     def region_names(self) -> list[str]:
@@ -64,6 +74,7 @@ class Layout:
     def to_dict(self) -> dict:
         return {
             "name": self.name,
+            "family": self.family,
             "height": self.height,
             "width": self.width,
             "regions": [dataclasses.asdict(r) for r in self.regions],
@@ -72,7 +83,7 @@ class Layout:
     @classmethod
     def from_dict(cls, data: dict) -> "Layout":
         regions = tuple(Region(**r) for r in data["regions"])
-        return cls(data["name"], int(data["height"]), int(data["width"]), regions)
+        return cls(data["name"], int(data["height"]), int(data["width"]), regions, data.get("family", ""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +162,11 @@ def grid_layout(height: int, width: int, rows: int = 3, cols: int = 3) -> Layout
         for r in range(rows)
         for c in range(cols)
     )
-    return Layout(f"grid{rows}x{cols}", height, width, regions)
+    return Layout(grid_name(rows, cols), height, width, regions, "grid")
+
+
+def grid_name(rows: int, cols: int) -> str:
+    return f"grid{rows}x{cols}"
 
 
 def _clip(region: Region, height: int, width: int) -> Region:
@@ -186,6 +201,11 @@ def coverage(layout: Layout, landmarks: np.ndarray) -> dict[str, float]:
     result = {name: float(hit.mean()) for name, hit in inside.items()}
     result["all"] = float(np.all(list(inside.values()), axis=0).mean())
     return result
+
+
+def layout_names(config) -> list[str]:
+    """The names of the layouts ``build_layouts`` makes from a ``LayoutConfig``, in its order."""
+    return ["LM1", "LM2", grid_name(config.grid_rows, config.grid_cols)]
 
 
 def build_layouts(stats: LandmarkStats, height: int, width: int, config) -> dict[str, Layout]:
