@@ -154,7 +154,7 @@ def edge_frame(recognizer: Recognizer, frame: np.ndarray) -> tuple[dict, list[st
 def time_edge(models: Path, threads: int, frames: list[np.ndarray], truth: list[str], enrolment: dict,
               warmup: int, folder: Path) -> dict:
     gallery = folder / f"video-{models.name}-{threads}.db"
-    recognizer = Recognizer(models, gallery=gallery, threads=threads)
+    recognizer = Recognizer(models, gallery=gallery, threads=threads, create_gallery=True)
     try:
         for name, paths in enrolment.items():
             recognizer.enrol(name, [read_image(p) for p in paths], [str(p) for p in paths])
@@ -279,7 +279,8 @@ def measure_accuracy(models: Path, faces: FaceSet, data: Path, templates: dict, 
     if people_limit:  # a quick check on the first people only (a smaller, easier gallery)
         train, test = (FaceSet(**{**vars(s), **{k: v[s.labels < people_limit] for k, v in vars(s).items()
                                                if k != "people"}}) for s in (train, test))
-    recognizer = Recognizer(models, gallery=folder / f"accuracy-{models.name}.db", threads=threads)
+    recognizer = Recognizer(models, gallery=folder / f"accuracy-{models.name}.db", threads=threads,
+                            create_gallery=True)
     height, width = recognizer.crop_size
     people = [str(p) for p in faces.people]
     person_index = {name: i for i, name in enumerate(people)}
@@ -289,8 +290,8 @@ def measure_accuracy(models: Path, faces: FaceSet, data: Path, templates: dict, 
         with tqdm(total=len(train) + len(test), desc=f"accuracy {models}", unit="img") as bar:
             for label in np.unique(train.labels):
                 paths = [lfw_file(p, data) for p in train.paths[train.labels == label]]
-                _, skipped = recognizer.enrol(people[label], [read_image(p) for p in paths], [str(p) for p in paths])
-                skipped_train += len(skipped)
+                enrolled = recognizer.enrol(people[label], [read_image(p) for p in paths], [str(p) for p in paths])
+                skipped_train += len(enrolled.skipped)
                 bar.update(len(paths))
             enrol_s = time.perf_counter() - start
             scores = {o: [] for o in OCCLUSIONS}  # per probe: per-person best scores, or None (no face)
@@ -375,7 +376,8 @@ def keras_reference(run: Path, models: list[Path]) -> dict:
     table = RunFolder(run).folder("evaluate") / "table1.json"
     if table.is_file():
         rows = json.loads(table.read_text())
-        reference["keras_table1"] = {o: {s: rows[o][s] for s in ("none", DEFAULT_LAYOUT)} for o in OCCLUSIONS if o in rows}
+        reference["keras_table1"] = {o: {s: rows[o][s] for s in ("none", DEFAULT_LAYOUT)}
+                                     for o in OCCLUSIONS if o in rows}
     for folder in models:
         parity = json.loads((folder / "manifest.json").read_text())["parity"]
         maskings = ("none", parity["layout"])

@@ -1,3 +1,4 @@
+"""``python -m edge_runtime`` and the ``landmask`` command (setup.cfg's console script): ``edge_runtime.cli``."""
 import os
 import sys
 
@@ -6,6 +7,12 @@ import sys
 for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 
-from edge_runtime.cli import main  # noqa: E402  (after the BLAS settings: numpy reads them at import)
 
-sys.exit(main())
+def main() -> int:
+    from edge_runtime.cli import main as cli  # after the BLAS settings: numpy reads them when it loads
+
+    return cli()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,9 +14,10 @@ pipeline ending in ``appsink`` (needs OpenCV built with GStreamer); anything els
 path (``/dev/video0``) or a URL (``rtsp://``, ``http://``). The end of a file is a normal end; a live source
 that stops delivering frames is reopened ``retries`` times, ``retry_delay`` seconds apart, before giving up.
 
-Headless, each frame is one JSON line on ``out``: ``{"frame", "detected", "fps", "faces": [face.to_dict()]}``;
-with a window, boxes (green: known, red: unknown), name and score, occluded regions and FPS are drawn.
-Needs numpy and OpenCV only; never TensorFlow.
+Headless, each frame is one JSON line on ``out`` (``records.frame_record``: frame index, timestamp, faces). With
+a window, or into an ``output`` video file (no window then), each frame is drawn by ``drawing.draw_faces`` (boxes
+green when matched, red when not, name and score, occluded regions) with the FPS. Needs numpy and OpenCV only;
+never TensorFlow.
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge_runtime.drawing import draw_faces, put_text
+from edge_runtime.records import frame_record
+
 WINDOW = "edge_runtime camera"
 QUIT_KEYS = (ord("q"), ord("Q"), 27)  # q or Esc
 FPS_SMOOTHING = 0.9  # weight of the previous smoothed FPS per frame (exponential moving average)
@@ -38,8 +42,10 @@ FB_ERROR = 2.0  # pixels (at least; 3% of the box width for larger faces): forwa
 LK_PARAMS = dict(winSize=(21, 21), maxLevel=3,
                  criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
 LIVE_URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
-NO_DISPLAY = "this OpenCV has no display support; use --headless (or pip install opencv-python)"
-KNOWN_COLOUR, UNKNOWN_COLOUR, OCCLUDED_COLOUR = (0, 200, 0), (0, 0, 255), (0, 165, 255)  # BGR
+NO_DISPLAY = ("this OpenCV has no display support; use --headless or --output FILE (or pip install "
+              "opencv-python)")
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}  # FourCC by suffix
+DEFAULT_FPS = 25.0  # of an --output video when the source does not say its frame rate
 
 
 class CameraError(ValueError):
@@ -117,7 +123,8 @@ def track(prev_gray: np.ndarray, gray: np.ndarray, faces: list) -> list:
 
     A landmark counts as tracked when found forwards and backwards with a small round-trip error; a face
     with fewer than ``MIN_TRACKED_POINTS`` tracked landmarks, or whose centre leaves the frame, is dropped.
-    Landmarks not tracked move with the median. Other fields (name, score, occluded) are kept.
+    Landmarks not tracked move with the median, and so do the occluded regions' outlines. Other fields (name,
+    score, occluded) are kept.
     """
     if not faces or prev_gray is None or prev_gray.shape != gray.shape:
         return []
@@ -146,38 +153,45 @@ def track(prev_gray: np.ndarray, gray: np.ndarray, faces: list) -> list:
         centre = new_box[:2] + new_box[2:] / 2
         if not (0 <= centre[0] < width and 0 <= centre[1] < height):
             continue
-        kept.append(dataclasses.replace(face, box=new_box, landmarks=landmarks))
+        outlines = {name: outline + shift for name, outline in face.outlines.items()}
+        kept.append(dataclasses.replace(face, box=new_box, landmarks=landmarks, outlines=outlines))
     return kept
 
 
 def run_camera(recognizer, source: str, headless: bool, detect_every: int = 3, max_frames: int | None = None,
-               out=None, retries: int = 5, retry_delay: float = 1.0) -> int:
+               out=None, retries: int = 5, retry_delay: float = 1.0, output: str | Path | None = None) -> int:
     """Recognise faces in every frame of ``source`` until it ends, ``max_frames``, ``q``/Esc or Ctrl-C.
 
-    ``out`` (default ``sys.stdout``) gets one JSON line per frame when ``headless``. Returns 0; raises
-    ``CameraError`` for a source that cannot be opened, a live source lost for ``retries`` reopenings
-    ``retry_delay`` seconds apart, or a window asked of an OpenCV without display support. A summary
-    (frames, detections, mean FPS) goes to stderr at the end.
+    ``out`` (default ``sys.stdout``) gets one JSON line per frame when ``headless``; ``output``: a video file
+    (``.mp4``, ``.avi``, ...) the annotated frames are written to. A window is shown only with neither. Returns
+    0; raises ``CameraError`` for a source that cannot be opened or read, a live source lost for ``retries``
+    reopenings ``retry_delay`` seconds apart, an ``output`` that cannot be written, or a window asked of an
+    OpenCV without display support. A summary (frames, detections, mean FPS) goes to stderr at the end.
     """
     if detect_every < 1:
         raise CameraError(f"--detect-every must be at least 1, got {detect_every}")
     if max_frames is not None and max_frames < 1:
         raise CameraError(f"--max-frames must be at least 1, got {max_frames}")
     out = sys.stdout if out is None else out
+    codec = None if output is None else video_codec(output)
     spec = parse_source(source)
     capture = open_capture(spec.target, spec.api)
     frames = detections = 0
     started = time.perf_counter()
     opened = interrupted = window = False
+    writer = None
     try:
         if not capture.isOpened():
             raise _cannot_open(source, spec)
         opened = True
-        overlay = None if headless else Overlay(recognizer)
+        shown = not headless and output is None
         tracks, prev_gray, fps, last = [], None, None, time.perf_counter()
         while max_frames is None or frames < max_frames:
             ok, frame = capture.read()
             if not ok or frame is None:
+                if not spec.live and not frames:  # e.g. a text file named .jpg, which OpenCV "opens"
+                    raise CameraError(f"cannot read '{source}' as a video: it gave no frame (damaged, or not a "
+                                      "video this OpenCV can decode)")
                 if not spec.live:
                     break  # end of the video file
                 capture, frame = _reopen(capture, source, spec, retries, retry_delay)
@@ -195,13 +209,20 @@ def run_camera(recognizer, source: str, headless: bool, detect_every: int = 3, m
             rate = 1.0 / max(now - last, 1e-6)
             fps = rate if fps is None else FPS_SMOOTHING * fps + (1 - FPS_SMOOTHING) * rate
             last = now
+            stop = False
             if headless:
                 # False when the reader went away (e.g. piped into head): stop quietly
-                stop = not _emit(out, {"frame": frames, "detected": detected, "fps": round(fps, 2),
-                                       "faces": [face.to_dict() for face in tracks]})
-            else:
-                window = True
-                stop = overlay.show(frame, tracks, fps)
+                stop = not _emit(out, frame_record(frames, time.time(), detected, fps, tracks))
+            if shown or output is not None:
+                canvas = cv2.cvtColor(draw_faces(rgb, tracks), cv2.COLOR_RGB2BGR)
+                put_text(canvas, f"{fps:.1f} FPS", (8, 22), (255, 255, 255))
+                if output is not None:
+                    if writer is None:  # the frame size is known now
+                        writer = open_writer(output, codec, capture, canvas.shape)
+                    writer.write(canvas)
+                else:
+                    window = True
+                    stop = show(canvas)
             frames += 1
             if stop:
                 break
@@ -209,6 +230,8 @@ def run_camera(recognizer, source: str, headless: bool, detect_every: int = 3, m
         interrupted = True
     finally:
         capture.release()
+        if writer is not None:
+            writer.release()
         if window:
             _close_windows()
         if opened and (frames or interrupted):
@@ -258,75 +281,36 @@ def _close_windows() -> None:
         pass
 
 
-class Overlay:
-    """Draws faces and FPS on BGR frames and shows them in a window."""
-
-    def __init__(self, recognizer):
-        self.recognizer = recognizer
-
-    def show(self, frame: np.ndarray, faces: list, fps: float) -> bool:
-        """Draw and show ``frame``; True when the user asked to quit (q, Esc or the window closed)."""
-        canvas = self.draw(frame, faces, fps)
-        try:
-            cv2.imshow(WINDOW, canvas)
-            key = cv2.waitKey(1) & 0xFF
-        except cv2.error as error:
-            raise CameraError(NO_DISPLAY) from error
-        if key in QUIT_KEYS:
-            return True
-        try:
-            return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
-        except cv2.error:
-            return False
-
-    def draw(self, frame: np.ndarray, faces: list, fps: float) -> np.ndarray:
-        canvas = frame.copy()
-        shade = canvas.copy()
-        for face in faces:
-            for polygon in self.region_polygons(face).values():
-                cv2.fillPoly(shade, [polygon], OCCLUDED_COLOUR)
-        cv2.addWeighted(shade, 0.35, canvas, 0.65, 0, dst=canvas)
-        for face in faces:
-            colour = UNKNOWN_COLOUR if face.name == "unknown" else KNOWN_COLOUR
-            x, y, w, h = (int(round(float(v))) for v in face.box)
-            cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
-            for px, py in np.asarray(face.landmarks).reshape(-1, 2):
-                cv2.circle(canvas, (int(round(float(px))), int(round(float(py)))), 2, colour, -1)
-            label = face.name if face.score < -0.5 else f"{face.name} {face.score:.2f}"
-            _text(canvas, label, (x, max(y - 6, 14)), colour)
-            if face.occluded:
-                _text(canvas, "occluded: " + ", ".join(face.occluded), (x, y + h + 16), OCCLUDED_COLOUR)
-        _text(canvas, f"{fps:.1f} FPS", (8, 22), (255, 255, 255))
-        return canvas
-
-    def region_polygons(self, face) -> dict[str, np.ndarray]:
-        """The occluded regions of ``face`` as image polygons (int32 [4, 2]): the manifest's region rectangles
-        of the aligned crop mapped back through the alignment. Empty when it cannot be worked out."""
-        if not face.occluded:
-            return {}
-        try:
-            from keras_landmask.core.align import Detection, similarity_matrix
-
-            rectangles = {r["name"]: r for r in self.recognizer.manifest["layout"]["regions"]}
-            height, width = self.recognizer.crop_size
-            landmarks = np.asarray(face.landmarks, np.float32)
-            detection = Detection(np.asarray(face.box, np.float32), landmarks, float(face.confidence), 1)
-            _, in_crop = self.recognizer.align(np.zeros((2, 2, 3), np.uint8), detection, height, width)
-            inverse = cv2.invertAffineTransform(similarity_matrix(landmarks, in_crop))
-        except Exception:  # a display nicety: never stop the camera over it
-            return {}
-        polygons = {}
-        for name in face.occluded:
-            r = rectangles.get(name)
-            if r is None:
-                continue
-            corners = np.array([[r["x0"], r["y0"]], [r["x1"], r["y0"]], [r["x1"], r["y1"]], [r["x0"], r["y1"]]],
-                               np.float32)
-            polygons[name] = np.round(corners @ inverse[:, :2].T + inverse[:, 2]).astype(np.int32)
-        return polygons
+def show(canvas: np.ndarray) -> bool:
+    """Show a BGR frame in the window; True when the user asked to quit (q, Esc or the window closed)."""
+    try:
+        cv2.imshow(WINDOW, canvas)
+        key = cv2.waitKey(1) & 0xFF
+    except cv2.error as error:
+        raise CameraError(NO_DISPLAY) from error
+    if key in QUIT_KEYS:
+        return True
+    try:
+        return cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1
+    except cv2.error:
+        return False
 
 
-def _text(canvas: np.ndarray, text: str, origin: tuple[int, int], colour) -> None:
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+def video_codec(path: str | Path) -> str:
+    """The FourCC an ``--output`` file gets from its suffix; ``CameraError`` for a suffix not in ``VIDEO_CODECS``."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in VIDEO_CODECS:
+        raise CameraError(f"--output '{path}': give a video file ending in {', '.join(VIDEO_CODECS)}")
+    return VIDEO_CODECS[suffix]
 
+
+def open_writer(path: str | Path, codec: str, capture, shape: tuple) -> cv2.VideoWriter:
+    """A ``cv2.VideoWriter`` for frames of ``shape`` (H, W, 3) at the source's frame rate (``DEFAULT_FPS`` when it
+    does not say); ``CameraError`` when it cannot be opened."""
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)  # 0 (or nonsense) for many cameras and streams
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps if 1 <= fps <= 240 else DEFAULT_FPS,
+                             (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise CameraError(f"cannot write the video '{path}' (its folder is missing or not writable, or this OpenCV "
+                          f"has no {codec} encoder: try .avi)")
+    return writer

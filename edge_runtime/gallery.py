@@ -6,27 +6,36 @@ mask that masks the gallery's maps too. ``Gallery.embeddings(pattern, embed)`` c
 every stored face under one pattern once, keeps them in the ``embeddings`` table (and in memory), and a
 query is then one matrix-vector product (``match``).
 
+Each face also keeps the content hash of the photo it came from (``image_digest``; schema 2), so the same
+photo is never enrolled twice and an interrupted enrolment resumes where it stopped. A schema-1 file is
+upgraded when it is opened writable (its faces have no hash); read-only, it is used as it is.
+
 Cache validity: a face's feature map never changes and its cached rows go with it (``ON DELETE CASCADE``),
 so stored rows never go stale; faces enrolled later are embedded on the next ``embeddings`` call (only
 those). The in-memory copy is tied to ``meta.generation``, bumped by every change (from any process).
+A read-only file still answers queries: embeddings it cannot store are kept in memory, with one warning.
 All SQL takes parameters; nothing is pickled. No TensorFlow.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sqlite3
 import unicodedata
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from edge_runtime.notes import RuntimeNote
 from keras_landmask.core.vectors import l2_normalise
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_NAME_LENGTH = 100
+RESERVED_NAMES = ("unknown",)  # what the runtime answers for a face it does not know (any letter case)
 EMBED_BATCH = 256  # feature maps per ``embed`` call when filling the cache
 MAP_DTYPE = np.float16  # storage type of feature maps
 EMBEDDING_DTYPE = np.float32  # storage type of cached embeddings
@@ -54,11 +63,20 @@ CREATE TABLE embeddings (
     embedding BLOB NOT NULL,
     PRIMARY KEY (pattern, face_id));
 CREATE INDEX embeddings_face ON embeddings(face_id);
-"""
+"""  # schema 1; a new file gets it and then every migration, so new and upgraded files are the same
+# MIGRATIONS[v]: the statements taking a file from schema v - 1 to v.
+MIGRATIONS = {
+    2: ("ALTER TABLE faces ADD COLUMN content_hash TEXT",  # image_digest of the photo; NULL for schema-1 faces
+        "CREATE UNIQUE INDEX faces_content ON faces(content_hash)"),
+}
 
 
 class GalleryError(ValueError):
     """A gallery file, name or input the user can fix; the message says how."""
+
+
+class GalleryReadOnly(GalleryError):
+    """A change refused because the gallery file can only be read."""
 
 
 Embed = Callable[[np.ndarray, tuple], np.ndarray]  # (feature maps [N, h, w, C] float32, pattern) -> [N, D]
@@ -87,6 +105,23 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_new_name(name: str) -> str:
+    """``check_name`` for a name being given to someone (enrol, rename): also refuses ``RESERVED_NAMES``, since a
+    person called "unknown" would look like no match at all."""
+    name = check_name(name)
+    if name.casefold() in RESERVED_NAMES:
+        raise GalleryError(f"'{name}' is what the runtime answers for a face it does not know, so nobody can be "
+                           "called that; choose another name")
+    return name
+
+
+def image_digest(image: np.ndarray) -> str:
+    """The content hash a face's photo is stored under: sha256 (hex) of the decoded pixels and their shape,
+    so the same photo is recognised however it is passed (path, array, renamed or copied file)."""
+    image = np.ascontiguousarray(image)
+    return hashlib.sha256(f"{image.dtype}{list(image.shape)}".encode() + image.tobytes()).hexdigest()
+
+
 def pattern_key(pattern: Sequence[int]) -> str:
     """The text key of an occlusion pattern, e.g. ``(0, 1, 0, 0, 1)`` → ``"0,1,0,0,1"``."""
     try:
@@ -102,25 +137,52 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def similarities(queries: np.ndarray, embeddings: np.ndarray, normalised: bool = False) -> np.ndarray:
+    """Cosine similarity ``[G, P]`` (-1..1) of every row of ``embeddings [G, D]`` to each of ``queries [P, D]``.
+    ``normalised``: ``embeddings`` rows are already unit length (``Gallery.embeddings(..., normalised=True)``)."""
+    if embeddings.shape[-1] != queries.shape[1]:
+        raise GalleryError(f"query embeddings have {queries.shape[1]} values, the gallery's "
+                           f"{embeddings.shape[-1]}; embed probes and gallery with the same models")
+    gallery = embeddings if normalised else l2_normalise(embeddings)
+    return gallery @ l2_normalise(queries).T
+
+
 def best_matches(queries: np.ndarray, embeddings: np.ndarray, names: np.ndarray,
                  normalised: bool = False) -> list[tuple[str | None, float]]:
     """``(name, score)`` for each of ``queries [P, D]``: the person whose best face (of ``embeddings [G, D]``,
     labelled ``names [G]``) has the highest cosine similarity (-1..1), and that similarity.
-    ``normalised``: ``embeddings`` rows are already unit length (``Gallery.embeddings(..., normalised=True)``).
     An empty gallery gives ``(None, -1.0)``."""
     queries = np.asarray(queries, dtype=np.float32)
     if queries.ndim != 2:
         raise GalleryError(f"queries must be [P, D], got shape {queries.shape}")
     if len(names) == 0:
         return [(None, -1.0)] * len(queries)
-    if embeddings.shape[-1] != queries.shape[1]:
-        raise GalleryError(f"query embeddings have {queries.shape[1]} values, the gallery's "
-                           f"{embeddings.shape[-1]}; embed probes and gallery with the same models")
-    gallery = embeddings if normalised else l2_normalise(embeddings)
-    similarity = gallery @ l2_normalise(queries).T  # [G, P]
+    similarity = similarities(queries, embeddings, normalised)
     # A person's score is their best face's, so the best person is the owner of the best face.
     best = similarity.argmax(axis=0)
     return [(str(names[g]), float(similarity[g, p])) for p, g in enumerate(best)]
+
+
+def top_matches(query: np.ndarray, embeddings: np.ndarray, names: np.ndarray, k: int,
+                normalised: bool = False) -> list[tuple[str, float]]:
+    """The ``k`` best people for one ``query [D]``: ``(name, cosine similarity of their best face)``, best first;
+    fewer when fewer are enrolled, ``[]`` for an empty gallery."""
+    query = np.asarray(query, dtype=np.float32)
+    if query.ndim != 1:
+        raise GalleryError(f"a query must be one embedding [D], got shape {query.shape}")
+    if len(names) == 0 or k < 1:
+        return []
+    similarity = similarities(query[None], embeddings, normalised)[:, 0]
+    # The best faces first (a person's first face in that order is their best); the 32 k best faces are nearly
+    # always enough for k people, and sorting only them keeps a 10 000-face query well under a millisecond.
+    for count in dict.fromkeys((min(32 * k, len(similarity)), len(similarity))):  # then all, when needed
+        best = np.argpartition(-similarity, count - 1)[:count] if count < len(similarity) else np.arange(count)
+        found: dict[str, float] = {}
+        for face in best[np.argsort(-similarity[best], kind="stable")]:
+            found.setdefault(str(names[face]), float(similarity[face]))
+            if len(found) == k:
+                return list(found.items())
+    return list(found.items())
 
 
 def match(query: np.ndarray, embeddings: np.ndarray, names: np.ndarray,
@@ -141,11 +203,12 @@ class Gallery:
     embeddings are dropped. ``memory_patterns``: how many results of ``embeddings`` (per pattern and
     ``normalised``; least recently used dropped first) to keep in memory until the gallery changes, so a
     repeated query reads nothing from the file; 0 = none. Each costs ``4 * faces * D`` bytes (20 MB at
-    10 000 faces of 512-D).
+    10 000 faces of 512-D). ``create``: make the file when it does not exist (else ``GalleryError``, so a
+    mistyped path is not taken for an empty gallery).
     """
 
     def __init__(self, path: str | Path, model_id: str, map_shape: tuple[int, int, int],
-                 embed_id: str | None = None, memory_patterns: int = 8):
+                 embed_id: str | None = None, memory_patterns: int = 8, create: bool = True):
         self.path = Path(path)
         self.model_id = str(model_id)
         self.map_shape = tuple(int(v) for v in map_shape)
@@ -155,6 +218,12 @@ class Gallery:
         # (pattern key, normalised) → (generation, embeddings, names), most recently used last
         self._memory: dict[tuple[str, bool], tuple[int, np.ndarray, np.ndarray]] = {}
         self._connection: sqlite3.Connection | None = None
+        self.schema = SCHEMA_VERSION  # the file's, once opened: lower for a read-only file not yet upgraded
+        self._use_stored = True  # False when cached rows are stale (other head) but cannot be dropped (read-only)
+        self._read_only_warned = False
+        if not create and not self.path.exists():
+            raise GalleryError(f"gallery '{self.path}' not found; check the path, or enrol people first "
+                               "(enrol creates it)")
         self._create_file()
         try:
             self._connection = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
@@ -216,10 +285,10 @@ class Gallery:
                     raise GalleryError(f"'{self.path}' is an SQLite file but not a gallery; pass another path")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
+                self._migrate(1)
                 db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
                     ("model_id", self.model_id), ("map_shape", ",".join(map(str, self.map_shape))),
                     ("created", _now()), ("generation", 0), ("embed_id", embed_id or "")])
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             stored_shape = tuple(int(v) for v in str(meta["map_shape"]).split(","))
@@ -228,10 +297,25 @@ class Gallery:
                     f"gallery '{self.path}' was enrolled with different models (model {meta['model_id'][:12]}, "
                     f"maps {stored_shape}; now {self.model_id[:12]}, {self.map_shape}); re-enrol everyone into a "
                     "new gallery, or use the models it was enrolled with")
+        try:
+            if version < SCHEMA_VERSION:
+                with self._transaction():
+                    self._migrate(version)
             if embed_id is not None and meta.get("embed_id") != embed_id:
-                db.execute("DELETE FROM embeddings")
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('embed_id', ?)", (embed_id,))
-                self._bump()
+                with self._transaction():
+                    db.execute("DELETE FROM embeddings")
+                    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('embed_id', ?)", (embed_id,))
+                    self._bump()
+        except GalleryReadOnly:  # queries still work: on the file as it is, cached rows recomputed if stale
+            self.schema = db.execute("PRAGMA user_version").fetchone()[0]
+            self._use_stored = embed_id is None or meta.get("embed_id") == embed_id
+
+    def _migrate(self, version: int) -> None:
+        """Take the file from schema ``version`` to ``SCHEMA_VERSION`` (inside the caller's transaction)."""
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[target]:
+                self._connection.execute(statement)
+        self._connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _transaction(self, mode: str = "IMMEDIATE"):
@@ -249,8 +333,9 @@ class Gallery:
                     self._connection.execute("ROLLBACK")
                 raise
         except sqlite3.OperationalError as error:
-            raise GalleryError(f"could not write gallery '{self.path}' ({error}); nothing of this change was "
-                               "saved: free disk space, check permissions, or close other programs using it") from None
+            kind = GalleryReadOnly if "readonly" in str(error) else GalleryError  # "attempt to write a readonly ..."
+            raise kind(f"could not write gallery '{self.path}' ({error}); nothing of this change was saved: free "
+                       "disk space, check permissions, or close other programs using it") from None
 
     def _bump(self) -> None:
         self._connection.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
@@ -264,11 +349,13 @@ class Gallery:
         return None if row is None else row[0]
 
     # -- changes -------------------------------------------------------------------------------------------
-    def enrol(self, name: str, feature_maps: np.ndarray, sources: Sequence[str] | None = None) -> int:
+    def enrol(self, name: str, feature_maps: np.ndarray, sources: Sequence[str] | None = None,
+              hashes: Sequence[str] | None = None) -> int:
         """Add ``feature_maps [N, h, w, C]`` (float, stored as float16) as faces of ``name`` (a new person if
-        needed), ``sources[i]`` saying where face i came from (e.g. an image path). One transaction, durable
-        once this returns. Returns how many faces ``name`` now has."""
-        name = check_name(name)
+        needed), ``sources[i]`` saying where face i came from (e.g. an image path) and ``hashes[i]`` its photo's
+        ``image_digest``; a face whose hash is already stored is left out. One transaction, durable once this
+        returns. Returns how many faces ``name`` now has."""
+        name = check_new_name(name)
         maps = np.asarray(feature_maps)
         if maps.ndim != 4 or maps.shape[1:] != self.map_shape:
             raise GalleryError(f"feature maps must be [N, {', '.join(map(str, self.map_shape))}], got "
@@ -281,16 +368,22 @@ class Gallery:
             raise GalleryError(f"feature maps for '{name}' hold NaN/inf or values beyond float16 "
                                f"(|x| > {float(np.finfo(MAP_DTYPE).max):g}); check the features model")
         sources = [""] * len(maps) if sources is None else [str(s) for s in sources]
-        if len(sources) != len(maps):
-            raise GalleryError(f"{len(maps)} feature maps but {len(sources)} sources; give one source per face")
+        hashes = [None] * len(maps) if hashes is None else list(hashes)
+        for kind, plural, given in (("source", "sources", sources), ("hash", "hashes", hashes)):
+            if len(given) != len(maps):
+                raise GalleryError(f"{len(maps)} feature maps but {len(given)} {plural}; give one {kind} per face")
+        if self.schema < 2:
+            raise GalleryReadOnly(f"gallery '{self.path}' is read-only (schema {self.schema}, not yet upgraded); make "
+                                  "it writable to enrol")
         db = self._connection
         with self._transaction():
             person = self._person_id(name)
             if person is None:
                 person = db.execute("INSERT INTO people (name, created) VALUES (?, ?)", (name, _now())).lastrowid
             created = _now()
-            db.executemany("INSERT INTO faces (person_id, feature_map, source, created) VALUES (?, ?, ?, ?)",
-                           [(person, m.tobytes(), s, created) for m, s in zip(stored, sources)])
+            db.executemany("INSERT INTO faces (person_id, feature_map, source, created, content_hash) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING",
+                           [(person, m.tobytes(), s, created, h) for m, s, h in zip(stored, sources, hashes)])
             self._bump()
             return db.execute("SELECT count(*) FROM faces WHERE person_id = ?", (person,)).fetchone()[0]
 
@@ -308,18 +401,41 @@ class Gallery:
             count = db.execute("SELECT count(*) FROM faces WHERE person_id = ?", (person,)).fetchone()[0]
             db.execute("DELETE FROM people WHERE id = ?", (person,))  # cascades to faces and embeddings
             self._bump()
+        self._compact(f"'{name}' is erased")
+        return count
+
+    def remove_face(self, face_id: int) -> tuple[str, int]:
+        """Delete one face (and its cached embeddings), then rewrite the file as ``erase`` does; a person left
+        without faces is removed too. Returns (the person's name, how many faces they have left)."""
+        db = self._connection
+        with self._transaction():
+            row = db.execute("SELECT p.id, p.name FROM faces f JOIN people p ON p.id = f.person_id WHERE f.id = ?",
+                             (int(face_id),)).fetchone()
+            if row is None:
+                raise GalleryError(f"there is no face {face_id}; see the faces of a person (gallery faces NAME)")
+            person, name = row
+            db.execute("DELETE FROM faces WHERE id = ?", (int(face_id),))
+            left = db.execute("SELECT count(*) FROM faces WHERE person_id = ?", (person,)).fetchone()[0]
+            if not left:
+                db.execute("DELETE FROM people WHERE id = ?", (person,))
+            self._bump()
+        self._compact(f"face {face_id} is removed")
+        return name, left
+
+    def _compact(self, done: str) -> None:
+        """Rewrite the file (VACUUM and a truncating WAL checkpoint) so nothing deleted remains in it."""
+        db = self._connection
         db.execute("VACUUM")
         # The old pages stay in the file while another connection is reading them (waited for up to the busy
-        # timeout): say so rather than report a clean erase.
+        # timeout): say so rather than report a clean deletion.
         if db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
-            raise GalleryError(f"'{name}' is erased, but another program reading gallery '{self.path}' keeps old "
-                               "copies of the file's pages in it until it stops; close that program (e.g. the "
-                               "camera), then open the gallery once more (e.g. list it) to finish")
-        return count
+            raise GalleryError(f"{done}, but another program reading gallery '{self.path}' keeps old copies of the "
+                               "file's pages in it until it stops; close that program (e.g. the camera), then open "
+                               "the gallery once more (e.g. list it) to finish")
 
     def rename(self, old: str, new: str) -> None:
         """Give the person ``old`` the name ``new`` (faces and cached embeddings stay)."""
-        old, new = check_name(old), check_name(new)
+        old, new = check_name(old), check_new_name(new)
         with self._transaction():
             person = self._person_id(old)
             if person is None:
@@ -337,6 +453,27 @@ class Gallery:
         return [(name, count) for name, count in self._connection.execute(
             "SELECT p.name, count(f.id) FROM people p LEFT JOIN faces f ON f.person_id = p.id "
             "GROUP BY p.id ORDER BY p.name")]
+
+    def faces(self, name: str) -> list[tuple[int, str, str]]:
+        """``(face id, source, enrolled at)`` of each of ``name``'s faces, in enrolment order."""
+        person = self._person_id(check_name(name))
+        if person is None:
+            raise GalleryError(f"'{name}' is not enrolled; see the list of people")
+        return self._connection.execute("SELECT id, source, created FROM faces WHERE person_id = ? ORDER BY id",
+                                        (person,)).fetchall()
+
+    def known(self, hashes: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """``{hash: (face id, person)}`` for those of ``hashes`` (``image_digest``) already enrolled."""
+        if self.schema < 2:
+            return {}
+        found = {}
+        hashes = list(dict.fromkeys(hashes))
+        for start in range(0, len(hashes), 500):  # under SQLite's limit on parameters
+            part = hashes[start:start + 500]
+            found.update((h, (i, n)) for h, i, n in self._connection.execute(
+                "SELECT f.content_hash, f.id, p.name FROM faces f JOIN people p ON p.id = f.person_id "
+                f"WHERE f.content_hash IN ({','.join('?' * len(part))})", part))
+        return found
 
     def __len__(self) -> int:
         """The number of stored faces."""
@@ -373,7 +510,7 @@ class Gallery:
             generation = self._generation()
             rows = db.execute("SELECT f.id, p.name, e.embedding FROM faces f JOIN people p ON p.id = f.person_id "
                               "LEFT JOIN embeddings e ON e.face_id = f.id AND e.pattern = ? ORDER BY f.id",
-                              (key,)).fetchall()
+                              (key if self._use_stored else "",)).fetchall()  # "": no row, all computed
             missing = [i for i, row in enumerate(rows) if row[2] is None]
             computed: dict[int, np.ndarray] = {}
             for start in range(0, len(missing), EMBED_BATCH):
@@ -392,12 +529,24 @@ class Gallery:
             vectors = np.stack([computed[row[0]] if row[2] is None else np.frombuffer(row[2], EMBEDDING_DTYPE)
                                 for row in rows])
             names = np.array([row[1] for row in rows], dtype=object)
-        if computed:
-            with self._transaction():
-                if self._generation() == generation:  # else faces changed meanwhile: use, don't store
-                    db.executemany("INSERT OR REPLACE INTO embeddings (pattern, face_id, embedding) "
-                                   "VALUES (?, ?, ?)", [(key, i, v.tobytes()) for i, v in computed.items()])
+        if computed and not self._use_stored:
+            self._warn_read_only()
+        elif computed:
+            try:
+                with self._transaction():
+                    if self._generation() == generation:  # else faces changed meanwhile: use, don't store
+                        db.executemany("INSERT OR REPLACE INTO embeddings (pattern, face_id, embedding) "
+                                       "VALUES (?, ?, ?)", [(key, i, v.tobytes()) for i, v in computed.items()])
+            except GalleryReadOnly:
+                self._warn_read_only()
         return self._remember(key, normalised, generation, l2_normalise(vectors) if normalised else vectors, names)
+
+    def _warn_read_only(self) -> None:
+        if not self._read_only_warned:
+            self._read_only_warned = True
+            warnings.warn(f"gallery '{self.path}' is read-only: the embeddings of new occlusion patterns are kept "
+                          "in memory only, and computed again by the next run; make the file writable to keep "
+                          "them", RuntimeNote, stacklevel=3)
 
     def _remember(self, key: str, normalised: bool, generation: int, vectors: np.ndarray,
                   names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

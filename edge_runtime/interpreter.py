@@ -1,11 +1,17 @@
 """A TFLite model behind a small call interface, on whichever LiteRT runtime is installed.
 
 Runtimes tried in order: ``ai_edge_litert`` (LiteRT, ``pip install ai-edge-litert``), ``tflite_runtime``,
-then ``tensorflow.lite`` (only if TensorFlow happens to be installed).
+then ``tensorflow.lite`` (only if TensorFlow happens to be installed). LiteRT's C++ ``INFO:`` lines (e.g.
+"Created TensorFlow Lite XNNPACK delegate for CPU.", written to file descriptor 2 when a model is loaded) are
+dropped unless ``verbose``; anything else it writes there is passed on.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +37,34 @@ def interpreter_class():
     raise RuntimeMissing("no TFLite runtime found; install one with: pip install ai-edge-litert")
 
 
+@contextlib.contextmanager
+def native_info_hidden(verbose: bool = False):
+    """Within the block, lines starting ``INFO: `` that native code writes to file descriptor 2 are dropped (the
+    rest are written to stderr afterwards); ``verbose``, or no usable descriptor 2: nothing is changed."""
+    try:
+        saved = None if verbose else os.dup(2)
+    except OSError:
+        saved = None
+    if saved is None:
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not line.startswith("INFO: ")]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 class TFLiteModel:
     """One ``.tflite`` model: ``model.run(name=array, ...)`` → ``{output name: array}`` through the model's
     signature, or ``model(*arrays)`` → list of output arrays in the interpreter's tensor order.
@@ -38,14 +72,19 @@ class TFLiteModel:
     Inputs whose batch size differs from the model's are resized on the fly (models exported with a
     resizable batch dimension accept any batch). Float inputs are quantized and quantized outputs
     dequantized with the tensors' own parameters, so callers always pass and get real values.
+    ``threads``: at least 1; ``verbose``: let LiteRT's INFO lines through.
     """
 
-    def __init__(self, path: str | Path | None = None, content: bytes | None = None, threads: int = 1):
+    def __init__(self, path: str | Path | None = None, content: bytes | None = None, threads: int = 1,
+                 verbose: bool = False):
         self.name = Path(path).name if path is not None else "model"
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
         try:
-            self.interpreter = interpreter_class()(model_path=None if path is None else str(path),
-                                                   model_content=content, num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with native_info_hidden(verbose):
+                self.interpreter = interpreter_class()(model_path=None if path is None else str(path),
+                                                       model_content=content, num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             reason = (str(error).splitlines() or [type(error).__name__])[0]  # an error may have no message
             raise ModelError(f"'{self.name}' is not a loadable TFLite model ({reason})") from error

@@ -1,62 +1,130 @@
 """The on-device recognizer: detect → align → features (+ occluded regions) → head under the FDM → gallery match.
 
-    from edge_runtime.recognizer import Recognizer
-    recognizer = Recognizer.from_dir("dist/lfw-int8", gallery="people.db")
-    for face in recognizer.recognize(rgb_image):
-        print(face.name, face.score, face.occluded)
+    from edge_runtime import Recognizer
+    with Recognizer("dist/lfw-int8", gallery="people.db") as recognizer:
+        for face in recognizer.recognize("photo.jpg"):  # a path, or an RGB uint8 array [H, W, 3]
+            print(face.name, face.matched, face.score, face.occluded)
+        print(recognizer.verify("a.jpg", "b.jpg").same_person)  # 1:1, needs no gallery
 
 Alignment is the training side's own function (``keras_landmask.core.align``, numpy + OpenCV only), so a
 device crops faces exactly as the models were trained on. A probe's occluded regions select the feature
-discarding mask; the gallery's embeddings under that mask come from its per-pattern cache.
+discarding mask; the gallery's embeddings under that mask come from its per-pattern cache. ``verify`` embeds
+both faces under the union of their occlusion patterns, so the FDM drops the same features from both.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge_runtime.detector import NET_FILES, Detector, Face, central_face
-from edge_runtime.gallery import Gallery, GalleryError, best_matches, pattern_key
+from edge_runtime.gallery import Gallery, GalleryError, check_new_name, image_digest, pattern_key, top_matches
 from edge_runtime.interpreter import ModelError, TFLiteModel
 from edge_runtime.manifest import ManifestError, load_manifest
-from keras_landmask.core.align import CROPPERS, Detection
+from edge_runtime.notes import RuntimeNote
+from keras_landmask.core.align import CROPPERS, Detection, similarity_matrix
+from keras_landmask.core.images import ImageError, as_rgb
+from keras_landmask.core.vectors import l2_normalise
 
 UNKNOWN = "unknown"
 # Enrolment wants a face box at least this tall (pixels): a smaller face is upscaled over 3x into the
 # 128-pixel crop and would sit in the gallery as a blurred reference for every later match.
 MIN_ENROL_FACE = 40
+DEFAULT_TOP_K = 3
+
+
+def check_threshold(value) -> float:
+    """``value`` as a cosine threshold: a finite number in -1..1, else ``ValueError``."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"a threshold is a number from -1 to 1 (a cosine similarity), not {value!r}") from None
+    if not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
+        raise ValueError(f"a threshold is a cosine similarity, from -1 to 1; got {value}")
+    return threshold
 
 
 @dataclasses.dataclass
-class RecognizedFace:
-    """One face in an image: ``box`` (x, y, w, h) and ``landmarks [5, 2]`` in image pixels, detector
-    ``confidence``, ``name`` (``"unknown"`` below the threshold or with an empty gallery), cosine ``score``
-    (-1..1) of the best gallery match, and the names of the face regions found occluded."""
+class DetectedFace:
+    """One face in an image: ``box`` (x, y, w, h: top-left corner, width, height) and ``landmarks [5, 2]``
+    (left eye, right eye, nose, mouth left, mouth right) in image pixels, detector ``confidence`` (0..1), the
+    names of the face regions found ``occluded``, and ``outlines``: each occluded region as an image polygon
+    (float32 [4, 2] pixels, for drawing)."""
 
     box: np.ndarray
     landmarks: np.ndarray
     confidence: float
-    name: str
-    score: float
-    occluded: list[str]
+    occluded: list[str] = dataclasses.field(default_factory=list)
+    outlines: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
-    def to_dict(self) -> dict:
-        return {"box": [round(float(v), 1) for v in self.box], "landmarks": np.round(self.landmarks.astype(float), 1).tolist(),
-                "confidence": round(self.confidence, 4), "name": self.name, "score": round(self.score, 4),
-                "occluded": self.occluded}
+
+@dataclasses.dataclass
+class RecognizedFace(DetectedFace):
+    """A face matched against the gallery: ``nearest`` is the best-matching person and ``score`` their best
+    face's cosine similarity (-1..1; both None with nobody enrolled); ``matched`` when ``score`` reaches
+    ``threshold`` (the one applied to this face's occlusion pattern), and ``name`` is then ``nearest``, else
+    ``"unknown"``. ``top``: the best people, ``(name, score)``, best first."""
+
+    name: str = UNKNOWN
+    matched: bool = False
+    score: float | None = None
+    threshold: float | None = None
+    nearest: str | None = None
+    top: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Verification:
+    """The answer of ``Recognizer.verify``: ``same_person`` when ``score`` (cosine of the two embeddings under
+    the union ``occluded`` of both faces' occluded regions) reaches ``threshold``; ``threshold_source`` says
+    where that came from (``"given"``, ``"verify"``, ``"verify:<pattern>"`` or ``"identification"``, the
+    fallback for exports without a verify threshold); ``faces``: the face used in each image."""
+
+    same_person: bool
+    score: float
+    threshold: float
+    threshold_source: str
+    occluded: list[str]
+    faces: tuple[DetectedFace, DetectedFace]
+
+
+@dataclasses.dataclass
+class Enrolment:
+    """What ``Recognizer.enrol`` did for one person: ``faces`` they now have, ``added`` now, ``already`` (photos
+    that were in the gallery for them before: left as they are) and ``skipped`` (one line per unusable photo)."""
+
+    faces: int
+    added: int
+    already: int
+    skipped: list[str]
 
 
 class Recognizer:
-    """Exported models (a folder with ``manifest.json``) and, optionally, a gallery file."""
+    """Exported models (a folder with ``manifest.json``) and, optionally, a gallery file.
+
+    ``gallery`` must exist unless ``create_gallery`` (what enrolment needs), so a mistyped path is an error
+    rather than an empty gallery. ``threshold`` (-1..1) overrides every calibrated threshold, identification
+    and verification alike; ``top_k``: how many people ``RecognizedFace.top`` lists; ``threads``: LiteRT
+    threads per model (at least 1); ``verbose``: let LiteRT's INFO lines through. Use it in a ``with`` block,
+    or ``close()`` it.
+    """
 
     def __init__(self, models_dir: str | Path, gallery: str | Path | None = None, threshold: float | None = None,
-                 threads: int = 2, verify: bool = True):
+                 threads: int = 2, check_sha256: bool = True, top_k: int = DEFAULT_TOP_K,
+                 create_gallery: bool = False, verbose: bool = False):
         folder = Path(models_dir)
         if not folder.is_dir():
             raise ManifestError(f"models folder '{folder}' not found; pass the folder written by "
                                 "tools/export_tflite.py")
-        self.manifest = load_manifest(folder, verify=verify)
+        threshold = None if threshold is None else check_threshold(threshold)
+        if not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+        self.top_k = top_k
+        self.manifest = load_manifest(folder, verify=check_sha256)
         models = self.manifest["models"]
         names = ("features", "head", *(Path(f).stem for f in NET_FILES))
         absent = [name for name in names if name not in models]
@@ -64,7 +132,8 @@ class Recognizer:
             raise ManifestError(f"'{folder / 'manifest.json'}' lists no model {', '.join(absent)}; export the "
                                 "models again")
         # Every model is loaded and its inputs/outputs checked now, so a wrong file fails here, not mid-run.
-        loaded = {name: check_io(TFLiteModel(folder / models[name]["file"], threads=threads), models[name])
+        loaded = {name: check_io(TFLiteModel(folder / models[name]["file"], threads=threads, verbose=verbose),
+                                 models[name])
                   for name in names}
         self.features_model, self.head_model = loaded["features"], loaded["head"]
         self.detector = Detector(*(loaded[Path(f).stem] for f in NET_FILES))
@@ -73,33 +142,47 @@ class Recognizer:
             self.crop_size = (int(crop["height"]), int(crop["width"]))
             self.align = CROPPERS[crop["alignment"]]
             self.regions = [str(r) for r in self.manifest["layout"]["flag_order"]]
-            self.threshold = float(self.manifest["threshold"]["threshold"] if threshold is None else threshold)
+            self.rectangles = {str(r["name"]): [float(r[k]) for k in ("x0", "y0", "x1", "y1")]
+                               for r in self.manifest["layout"]["regions"]}
+            calibrated = self.manifest["threshold"]
+            self.threshold = float(calibrated["threshold"] if threshold is None else threshold)
             # Occluded faces score differently (the FDM drops features from probe and gallery alike): the export
             # calibrated a threshold per common occlusion pattern. A threshold given by the caller overrides all.
             self.pattern_thresholds = {} if threshold is not None else {
-                str(key): float(entry["threshold"])
-                for key, entry in self.manifest["threshold"].get("per_pattern", {}).items()}
+                str(key): float(entry["threshold"]) for key, entry in calibrated.get("per_pattern", {}).items()}
+            verify = calibrated.get("verify") if threshold is None else {"threshold": threshold}
+            self.verify_threshold = None if verify is None else float(verify["threshold"])
+            self.verify_pattern_thresholds = {} if verify is None else {
+                str(key): float(entry["threshold"]) for key, entry in verify.get("per_pattern", {}).items()}
             map_shape = next(o["shape"] for o in models["features"]["outputs"] if o["name"] == "feature_map")[1:]
         except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as error:
             raise ManifestError(f"'{folder / 'manifest.json'}' has a malformed crop, layout, threshold or "
                                 f"features entry ({type(error).__name__}: {error}); export the models again") from None
+        self.threshold_given = threshold is not None
         self.gallery = None if gallery is None else Gallery(
-            gallery, model_id=models["features"]["sha256"], map_shape=tuple(map_shape), embed_id=models["head"]["sha256"])
+            gallery, model_id=models["features"]["sha256"], map_shape=tuple(map_shape),
+            embed_id=models["head"]["sha256"], create=create_gallery)
 
     @classmethod
     def from_dir(cls, models_dir: str | Path, gallery: str | Path | None = None, **options) -> "Recognizer":
         return cls(models_dir, gallery, **options)
 
+    # -- the pipeline's steps ------------------------------------------------------------------------------
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB ``uint8 [H, W, 3]`` image, most confident first."""
         return self.detector.detect(image)
 
     def aligned(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         """Crops ``uint8 [N, H, W, 3]`` of ``faces``, aligned as in training."""
+        return self._align(image, faces)[0]
+
+    def _align(self, image: np.ndarray, faces: list[Face]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``(crops uint8 [N, H, W, 3], each face's landmarks [5, 2] in its crop)``."""
         height, width = self.crop_size
-        crops = [self.align(image, Detection(f.box, f.landmarks, f.confidence, len(faces)), height, width)[0]
-                 for f in faces]
-        return np.stack(crops) if crops else np.zeros((0, height, width, 3), np.uint8)
+        aligned = [self.align(image, Detection(f.box, f.landmarks, f.confidence, len(faces)), height, width)
+                   for f in faces]
+        crops = np.stack([a[0] for a in aligned]) if aligned else np.zeros((0, height, width, 3), np.uint8)
+        return crops, [np.asarray(a[1], np.float32) for a in aligned]
 
     def describe(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(feature maps float32 [N, h, w, C], occluded flags float32 [N, R])`` of aligned crops."""
@@ -111,40 +194,119 @@ class Recognizer:
         flags = np.tile(np.asarray(pattern, np.float32), (len(feature_maps), 1))
         return self.head_model.run(feature_map=np.asarray(feature_maps, np.float32), occluded_regions=flags)["embedding"]
 
-    def recognize(self, image: np.ndarray, faces: list[Face] | None = None) -> list[RecognizedFace]:
-        """Every face in ``image`` (or the given detections) with its name, score and occluded regions."""
-        faces = self.detect(image) if faces is None else faces
+    def face_features(self, image: np.ndarray, faces: list[Face]) -> list[tuple[DetectedFace, np.ndarray, tuple]]:
+        """``(face with its occluded regions, feature map [h, w, C], occlusion pattern (0/1 per region))`` of each
+        of ``faces`` in the RGB ``image``: what ``recognize`` matches and ``verify`` compares."""
         if not faces:
             return []
-        maps, flags = self.describe(self.aligned(image, faces))
-        results = []
-        for face, feature_map, row in zip(faces, maps, flags):
+        crops, in_crop = self._align(image, faces)
+        maps, flags = self.describe(crops)
+        described = []
+        for face, marks, feature_map, row in zip(faces, in_crop, maps, flags):
             pattern = tuple(int(v > 0.5) for v in row)
-            name, score = self.identify(feature_map, pattern)
-            results.append(RecognizedFace(face.box, face.landmarks, face.confidence, name, score,
-                                          [r for r, flag in zip(self.regions, pattern) if flag]))
-        return results
+            occluded = [r for r, flag in zip(self.regions, pattern) if flag]
+            described.append((DetectedFace(face.box, face.landmarks, face.confidence, occluded,
+                                           self._outlines(face.landmarks, marks, occluded)), feature_map, pattern))
+        return described
 
-    def identify(self, feature_map: np.ndarray, pattern: tuple[int, ...]) -> tuple[str, float]:
-        """``(name or "unknown", score)`` of one feature map ``[h, w, C]`` under ``pattern``'s FDM."""
+    def _outlines(self, landmarks: np.ndarray, in_crop: np.ndarray, occluded: list[str]) -> dict[str, np.ndarray]:
+        """The manifest's rectangles of the ``occluded`` regions (crop pixels) as image polygons (float32
+        [4, 2]), through the similarity that best maps the face's crop landmarks onto its image landmarks."""
+        if not occluded:
+            return {}
+        to_image = cv2.invertAffineTransform(similarity_matrix(np.asarray(landmarks, np.float32), in_crop))
+        outlines = {}
+        for name in occluded:
+            x0, y0, x1, y1 = self.rectangles[name]
+            corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+            outlines[name] = (corners @ to_image[:, :2].T + to_image[:, 2]).astype(np.float32)
+        return outlines
+
+    # -- answers -------------------------------------------------------------------------------------------
+    def recognize(self, image, faces: list[Face] | None = None) -> list[RecognizedFace]:
+        """Every face in ``image`` (a path, or RGB ``uint8 [H, W, 3]``; gray ``[H, W]`` and RGBA are converted,
+        anything else is an ``ImageError``), or only the given detections, matched against the gallery."""
+        image = as_rgb(image)
+        faces = self.detect(image) if faces is None else faces
+        return [RecognizedFace(**vars(face), **self.match(feature_map, pattern))
+                for face, feature_map, pattern in self.face_features(image, faces)]
+
+    def match(self, feature_map: np.ndarray, pattern: tuple[int, ...]) -> dict:
+        """The gallery's answer for one feature map ``[h, w, C]`` under ``pattern``'s FDM: the ``RecognizedFace``
+        fields name, matched, score, threshold, nearest and top."""
+        threshold = self.threshold_for(pattern)
         if self.gallery is None or len(self.gallery) == 0:
-            return UNKNOWN, -1.0
+            return {"threshold": threshold}
         embeddings, names = self.gallery.embeddings(pattern, self.embed, normalised=True)
-        name, score = best_matches(self.embed(feature_map[None], pattern), embeddings, names, normalised=True)[0]
-        return (name if score >= self.threshold_for(pattern) else UNKNOWN), score
+        top = top_matches(self.embed(feature_map[None], pattern)[0], embeddings, names, self.top_k, normalised=True)
+        nearest, score = top[0]
+        matched = score >= threshold
+        return {"name": nearest if matched else UNKNOWN, "matched": matched, "score": score,
+                "threshold": threshold, "nearest": nearest, "top": top}
 
     def threshold_for(self, pattern: tuple[int, ...]) -> float:
-        """The open-set threshold (cosine) for faces with this occlusion ``pattern``."""
+        """The open-set (identification) threshold (cosine) for faces with this occlusion ``pattern``."""
         return self.pattern_thresholds.get(pattern_key(pattern), self.threshold)
 
-    def enrol(self, name: str, images: list[np.ndarray], sources: list[str],
-              min_face: float = MIN_ENROL_FACE) -> tuple[int, list[str]]:
-        """Enrol ``name`` from RGB images (the face nearest each image's centre, at least ``min_face`` pixels
-        tall); returns (faces stored for the person, one line per skipped source saying why)."""
+    def verify(self, image_a, image_b) -> Verification:
+        """Whether two photos (paths or RGB arrays, as for ``recognize``) show the same person: the face nearest
+        each photo's centre, both embedded under the union of their occlusion patterns, compared by cosine
+        against the verification threshold calibrated at export (on validation pairs, at 1 % false accepts).
+        ``ImageError`` when a photo shows no face."""
+        described = []
+        for which, image in (("first", image_a), ("second", image_b)):
+            rgb = as_rgb(image)
+            face = central_face(self.detect(rgb), rgb.shape)
+            if face is None:
+                label = f"'{image}'" if isinstance(image, (str, Path)) else f"the {which} image"
+                raise ImageError(f"no face found in {label}; use a photo showing the person's face")
+            described += self.face_features(rgb, [face])
+        (face_a, map_a, pattern_a), (face_b, map_b, pattern_b) = described
+        union = tuple(a | b for a, b in zip(pattern_a, pattern_b))
+        embedding_a, embedding_b = l2_normalise(self.embed(np.stack([map_a, map_b]), union))
+        score = float(embedding_a @ embedding_b)
+        threshold, source = self.verify_threshold_for(union)
+        return Verification(score >= threshold, score, threshold, source,
+                            [r for r, flag in zip(self.regions, union) if flag], (face_a, face_b))
+
+    def verify_threshold_for(self, pattern: tuple[int, ...]) -> tuple[float, str]:
+        """``(threshold, where it came from)`` for a pair embedded under ``pattern``; see ``Verification``."""
+        if self.threshold_given:
+            return self.threshold, "given"
+        if self.verify_threshold is None:
+            warnings.warn(f"this export's manifest has no verification threshold (exported before verify existed); "
+                          f"using the identification threshold {self.threshold_for(pattern):.3f} instead: export the "
+                          "models again for one calibrated on pairs", RuntimeNote, stacklevel=3)
+            return self.threshold_for(pattern), "identification"
+        key = pattern_key(pattern)
+        if key in self.verify_pattern_thresholds:
+            return self.verify_pattern_thresholds[key], f"verify:{key}"
+        return self.verify_threshold, "verify"
+
+    def enrol(self, name: str, images: list, sources: list[str] | None = None,
+              min_face: float = MIN_ENROL_FACE) -> Enrolment:
+        """Enrol ``name`` from photos (paths or RGB arrays): the face nearest each one's centre, at least
+        ``min_face`` pixels tall. A photo already in the gallery (the same pixels: ``image_digest``) is not
+        added again: counted in ``already`` when it is this person's, skipped when it is someone else's.
+        ``sources[i]`` says where photo i came from (default: its path, or ``image i``)."""
         if self.gallery is None:
-            raise ValueError("this Recognizer has no gallery; pass gallery=PATH")
-        crops, kept, skipped = [], [], []
-        for image, source in zip(images, sources):
+            raise ValueError("this Recognizer has no gallery; pass gallery=PATH, create_gallery=True")
+        name = check_new_name(name)
+        if sources is None:
+            sources = [str(i) if isinstance(i, (str, Path)) else f"image {n}" for n, i in enumerate(images)]
+        images = [as_rgb(image) for image in images]
+        digests = [image_digest(image) for image in images]
+        known = self.gallery.known(digests)
+        crops, kept, kept_digests, skipped, already = [], [], [], [], 0
+        for image, source, digest in zip(images, sources, digests):
+            if digest in known and known[digest][1] != name:
+                face_id, owner = known[digest]
+                skipped.append(f"'{source}' is already enrolled as '{owner}' (face {face_id}); if that is wrong, "
+                               f"remove it (gallery remove-face {face_id}) and enrol it again")
+                continue
+            if digest in known or digest in kept_digests:  # theirs already, or twice in this call
+                already += 1
+                continue
             face = central_face(self.detect(image), image.shape)
             if face is None:
                 skipped.append(f"no face found in '{source}'")
@@ -155,17 +317,27 @@ class Recognizer:
                 continue
             crops.append(self.aligned(image, [face])[0])
             kept.append(source)
+            kept_digests.append(digest)
+        before = dict(self.gallery.people()).get(name, 0)
         if not crops:
-            return dict(self.gallery.people()).get(name, 0), skipped
+            return Enrolment(before, 0, already, skipped)
         maps, _ = self.describe(np.stack(crops))
         try:
-            return self.gallery.enrol(name, maps, kept), skipped
+            faces = self.gallery.enrol(name, maps, kept, kept_digests)
         except GalleryError as error:  # disk full, read-only file, a lock held too long: nothing was written
             raise GalleryError(f"'{name}' was not enrolled: {error} (people enrolled before are kept)") from None
+        added = faces - before  # fewer than len(crops) when another process enrolled some of them meanwhile
+        return Enrolment(faces, added, already + len(crops) - added, skipped)
 
     def close(self) -> None:
         if self.gallery is not None:
             self.gallery.close()
+
+    def __enter__(self) -> "Recognizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def io_specs(model: TFLiteModel) -> tuple[dict, dict]:

@@ -2,8 +2,8 @@
 
 ``export_run`` converts the run's robust models for one layout (``DEFAULT_LAYOUT``, LM2) with one quantization,
 checks every model has only builtin ops, measures Table 1 parity of the exported models against the Keras
-ones on the run's own test split, calibrates the open-set threshold on its validation split, and writes
-everything (models first, manifest last, so a folder with a manifest is complete).
+ones on the run's own test split, calibrates the open-set (1:N) and verification (1:1, on pairs) thresholds on
+its validation split, and writes everything (models first, manifest last, so a folder with a manifest is complete).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from export.convert import QUANTIZATIONS, check_builtin_ops, to_tflite
 from export.detector import APPLIED_QUANTIZATION, DETECTOR_SPEC, export_mtcnn
 from export.manifest import manifest_header, model_entry
 from export.parity import agreement, compare, keras_pair, pattern_embedder, table_rows, tflite_pair
-from export.threshold import calibrate_threshold, pattern_thresholds
+from export.threshold import calibrate_threshold, pattern_thresholds, verify_thresholds
 from keras_landmask.core.align import TEMPLATE_128x96
 from keras_landmask.core.layouts import DEFAULT_LAYOUT, Layout
 from keras_landmask.core.manifest import MANIFEST_NAME
@@ -42,6 +42,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     folder the run was trained with, recorded in its ``config.yaml``)."""
     if quantize not in QUANTIZATIONS:
         raise LandmaskError(f"unknown quantization '{quantize}'; choose one of {', '.join(QUANTIZATIONS)}")
+    for option, value in (("calibration", calibration), ("threads", threads)):
+        if not isinstance(value, int) or value < 1:
+            raise LandmaskError(f"--{option} must be a whole number of at least 1, got {value!r}")
     run = RunFolder(run_dir)
     if not run.root.is_dir():
         raise LandmaskError(f"run folder '{run.root}' not found; train one with python -m keras_landmask.train")
@@ -84,22 +87,25 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
 
     log("measuring parity against the Keras models on the test split")
     exported = tflite_pair(TFLiteModel(files["features"], threads=threads), TFLiteModel(files["head"], threads=threads))
-    probes = {name: images for name, (images, _) in table1_probes(test, layouts, templates, config.occlusion.seed).items()}
+    probes = {name: images
+              for name, (images, _) in table1_probes(test, layouts, templates, config.occlusion.seed).items()}
     keras_rows = keras_reference(run, layout, lambda: table_rows(keras, keras.features(train.images)[0], train.labels,
                                                                  probes, test.labels, layout))
     gallery_maps = exported.features(train.images)[0]
     exported_rows = table_rows(exported, gallery_maps, train.labels, probes, test.labels, layout)
     parity = {**compare(keras_rows, exported_rows, layout), **agreement(keras, exported, probes["clean"][:64]),
               "target_max_drop_points": 1.0}
-    log("calibrating open-set thresholds on the validation split (clean, and per occlusion pattern)")
+    log("calibrating identification and verification thresholds on the validation split (clean, and per "
+        "occlusion pattern)")
     embed = pattern_embedder(exported.masked_head)
     clean = (0,) * len(layouts[layout].regions)
-    threshold = calibrate_threshold(embed(gallery_maps, clean), train.labels,
-                                    embed(exported.features(val.images)[0], clean), val.labels)
-    val_probes = table1_probes(val, layouts, templates, config.occlusion.seed)
-    threshold["per_pattern"] = pattern_thresholds(
-        exported.features, embed, gallery_maps, train.labels,
-        {name: images for name, (images, _) in val_probes.items() if name != "clean"}, val.labels)
+    val_maps = exported.features(val.images)[0]
+    threshold = calibrate_threshold(embed(gallery_maps, clean), train.labels, embed(val_maps, clean), val.labels)
+    val_probes = {name: images for name, (images, _) in table1_probes(val, layouts, templates,
+                                                                      config.occlusion.seed).items() if name != "clean"}
+    threshold["per_pattern"] = pattern_thresholds(exported.features, embed, gallery_maps, train.labels, val_probes,
+                                                  val.labels)
+    threshold["verify"] = verify_thresholds(exported.features, embed, val_maps, val.labels, val_probes, len(clean))
 
     manifest = {
         **manifest_header(quantize),

@@ -1,9 +1,16 @@
-"""The open-set threshold: below it a face is "unknown".
+"""The thresholds of the runtime's two decisions, calibrated on the run's validation split.
 
-Calibrated on validation faces against the train-split gallery. Each probe gives a *genuine* score (its best
-cosine similarity to its own person's gallery faces) and an *impostor* score (its best similarity to anyone
-else, which is what it would score if its person were not enrolled). The threshold is the impostor score
-exceeded by only ``false_accept_rate`` of probes; the manifest also records how many genuine probes it keeps.
+Identification (1:N, below the threshold a face is "unknown"): validation faces against the train-split
+gallery. Each probe gives a *genuine* score (its best cosine similarity to its own person's gallery faces) and
+an *impostor* score (its best similarity to anyone else, which is what it would score if its person were not
+enrolled). The threshold is the impostor score exceeded by only ``false_accept_rate`` of probes; the manifest
+also records how many genuine probes it keeps.
+
+Verification (1:1, ``Recognizer.verify``): every pair of validation faces, scored by the cosine of their two
+embeddings; the threshold accepts ``false_accept_rate`` of the different-person pairs (FAR), and the share of
+same-person pairs it accepts (TAR) is recorded.
+
+Both have an entry per common occlusion pattern too, since the FDM moves the scores of masked faces.
 """
 from __future__ import annotations
 
@@ -42,18 +49,56 @@ def pattern_thresholds(features, embed, gallery_maps: np.ndarray, gallery_labels
     are the exported models. Patterns the segmenter gives at least ``min_probes`` probes get their own entry,
     keyed like the gallery's cache (``"0,0,0,1,1"``); the runtime falls back to the clean threshold otherwise.
     """
+    thresholds = {}
+    for pattern, (maps, index) in by_pattern(features, probes, min_probes).items():
+        thresholds[",".join(map(str, pattern))] = calibrate_threshold(
+            embed(gallery_maps, pattern), gallery_labels, embed(maps, pattern), probe_labels[index], false_accept_rate)
+    return thresholds
+
+
+def by_pattern(features, probes: dict[str, np.ndarray], min_probes: int) -> dict[tuple, tuple]:
+    """``{pattern: (feature maps [m, h, w, C], index [m] of each probe in its array)}`` of the occluded probes
+    (name → images, all in the same order) grouped by the occlusion pattern ``features`` finds, for the patterns
+    at least ``min_probes`` of them have."""
     groups: dict[tuple, list] = {}
     for images in probes.values():
         maps, flags = features(images)
-        for feature_map, row, label in zip(maps, flags, probe_labels):
+        for i, (feature_map, row) in enumerate(zip(maps, flags)):
             pattern = tuple(int(v > 0.5) for v in row)
             if any(pattern):
-                groups.setdefault(pattern, []).append((feature_map, label))
-    thresholds = {}
-    for pattern, members in sorted(groups.items()):
-        if len(members) >= min_probes:
-            maps = np.stack([m for m, _ in members])
-            labels = np.array([label for _, label in members])
-            thresholds[",".join(map(str, pattern))] = calibrate_threshold(
-                embed(gallery_maps, pattern), gallery_labels, embed(maps, pattern), labels, false_accept_rate)
-    return thresholds
+                groups.setdefault(pattern, []).append((feature_map, i))
+    return {pattern: (np.stack([m for m, _ in members]), np.array([i for _, i in members]))
+            for pattern, members in sorted(groups.items()) if len(members) >= min_probes}
+
+
+def pair_threshold(scores: np.ndarray, same: np.ndarray, false_accept_rate: float = 0.01) -> dict:
+    """Pair ``scores [N]`` (cosine) and whether each pair is one person (``same [N]`` bool) → ``{threshold,
+    false_accept_rate, true_accept_rate, same_pairs, different_pairs}``: the threshold accepts
+    ``false_accept_rate`` of the different-person pairs; a rate is None without pairs of its kind."""
+    different = scores[~same]
+    threshold = float(np.quantile(different, 1.0 - false_accept_rate)) if different.size else 1.0
+    return {"threshold": round(threshold, 4),
+            "false_accept_rate": float((different >= threshold).mean()) if different.size else None,
+            "true_accept_rate": float((scores[same] >= threshold).mean()) if same.any() else None,
+            "same_pairs": int(same.sum()), "different_pairs": int(different.size)}
+
+
+def verify_thresholds(features, embed, maps: np.ndarray, labels: np.ndarray, probes: dict[str, np.ndarray],
+                      regions: int, min_probes: int = 30, false_accept_rate: float = 0.01) -> dict:
+    """The verification threshold (``pair_threshold``) over every pair of the clean validation faces (``maps``
+    [V, h, w, C] from ``features``, ``labels`` [V]), embedded clean (none of the ``regions`` masked); and
+    ``per_pattern``: for each pattern at least ``min_probes`` occluded validation faces have (``probes`` as for
+    ``pattern_thresholds``), the pairs of each such face with every clean validation face but its own photo, both
+    embedded under that pattern (the union of the two, as ``Recognizer.verify`` embeds them, the clean face having
+    none)."""
+    clean = l2_normalise(embed(maps, (0,) * regions))
+    first, second = np.triu_indices(len(maps), k=1)
+    result = {**pair_threshold((clean @ clean.T)[first, second], labels[first] == labels[second], false_accept_rate),
+              "split": "all pairs of the val split, clean faces", "per_pattern": {}}
+    for pattern, (occluded, index) in by_pattern(features, probes, min_probes).items():
+        scores = l2_normalise(embed(occluded, pattern)) @ l2_normalise(embed(maps, pattern)).T  # [m, V]
+        other = index[:, None] != np.arange(len(maps))[None, :]  # not the same photo, clean and occluded
+        same = labels[index][:, None] == labels[None, :]
+        result["per_pattern"][",".join(map(str, pattern))] = pair_threshold(scores[other], same[other],
+                                                                           false_accept_rate)
+    return result

@@ -30,6 +30,11 @@ class DataConfig:
     crop_height: int = 128
     crop_width: int = 96
     detect_batch: int = 32  # images per MTCNN call
+    # Open-set evaluation: people never trained on, enrolled from a few photos, and unknown people to reject.
+    openset_people: int = 40  # of the qualifying people, held out of every training stage (seeded); 0 = none
+    openset_enrol: int = 5  # photos enrolled per held-out person (the 1-photo protocol uses the first); rest probe
+    unknown_folder: str = ""  # never-enrolled people, one sub-folder each; "" = <folder>/../lfw_single
+    unknown_people: int = 500  # of them, how many are the unknowns to reject (seeded); 0 = none
 
 
 @dataclasses.dataclass
@@ -110,6 +115,17 @@ class DictionaryConfig:
 
 
 @dataclasses.dataclass
+class TeacherConfig:
+    """The pretrained face embedder used as the open-set anchor (and, later, for distillation)."""
+
+    model: str = "dlib"  # dlib's public-domain ResNet (face_recognition_models), 128-d
+    upscale: float = 2.0  # the crop is resized by this factor before face detection, landmarks and the face chip
+    detect: bool = True  # dlib's HOG detector finds the face rectangle (a fixed one where it finds none); False: fixed
+    padding: float = 0.25  # the face chip's padding around the 5 landmarks (dlib's default)
+    jitters: int = 0  # dlib's test-time jitters per face (each one more ResNet pass); 0 = none
+
+
+@dataclasses.dataclass
 class SegmenterConfig:
     """The occlusion segmenter (paper §4.1, §4.2): a U-Net with a VGG16 encoder, trained with Adam and binary
     cross-entropy on train crops that get a random synthetic occlusion each epoch."""
@@ -139,6 +155,7 @@ class Config:
     pdsn: PDSNConfig = dataclasses.field(default_factory=PDSNConfig)
     dictionary: DictionaryConfig = dataclasses.field(default_factory=DictionaryConfig)
     segmenter: SegmenterConfig = dataclasses.field(default_factory=SegmenterConfig)
+    teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -152,7 +169,7 @@ class Config:
 
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {
-        "data": {"max_people": 4, "max_images_per_person": 12},
+        "data": {"max_people": 6, "max_images_per_person": 12, "openset_people": 2, "unknown_people": 20},
         "occlusion": {"label_samples": 24},
         "model": {"base_width": 8, "embedding_dim": 64, "dropout": 0.0},
         "train": {"epochs": 20, "batch_size": 16, "warmup_epochs": 0, "learning_rate": 3e-3, "patience": 20,
@@ -163,6 +180,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "fast": {},
     "paper": {
+        "data": {"openset_people": 0},  # the paper's 158 people, as in its Table 1
         "model": {"base_width": 64},
         "train": {"epochs": 24},
         "pdsn": {"epochs": 3},
@@ -229,7 +247,13 @@ def load_config(profile: str = "fast", yaml_path: str | Path | None = None, assi
         path = Path(yaml_path)
         if not path.is_file():
             raise LandmaskError(f"config file {path} not found")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            where = getattr(error, "problem_mark", None)
+            at = f" at line {where.line + 1}" if where else ""
+            raise LandmaskError(f"config file {path} is not valid YAML{at}: fix it, or give a mapping of sections "
+                                "such as {data: {seed: 3}}") from None
         if not isinstance(loaded, dict):
             raise LandmaskError(f"config file {path} must hold a mapping of sections")
         loaded.pop("profile", None)
@@ -250,12 +274,15 @@ def load_config(profile: str = "fast", yaml_path: str | Path | None = None, assi
 
 
 def resolve_folders(config: Config, data: str | Path | None) -> None:
-    """Record the face folder (``data``, else ``data.folder``) and the mask templates (``occlusion.masks_dir``,
-    else ``maskthefaces`` beside the face folder) as absolute paths, so a run says where its data came from."""
+    """Record the face folder (``data``, else ``data.folder``), the unknown faces (``data.unknown_folder``, else
+    ``lfw_single`` beside the face folder) and the mask templates (``occlusion.masks_dir``, else ``maskthefaces``
+    beside it) as absolute paths, so a run says where its data came from."""
     folder = data or config.data.folder
     if not folder:
         raise LandmaskError("no data folder given; pass --data DIR (e.g. ../shared/data/lfw) or set LANDMASK_DATA")
     config.data.folder = str(Path(folder).expanduser().resolve())
+    unknown = config.data.unknown_folder or Path(config.data.folder).parent / "lfw_single"
+    config.data.unknown_folder = str(Path(unknown).expanduser().resolve())
     masks = config.occlusion.masks_dir or Path(config.data.folder).parent / "maskthefaces"
     config.occlusion.masks_dir = str(Path(masks).expanduser().resolve())
 

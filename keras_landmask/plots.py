@@ -119,19 +119,19 @@ def plot_mask_dictionary(masks: np.ndarray, layout: Layout, path: str | Path) ->
     return path
 
 
-def plot_table1(ours: dict, paper: dict, strategies: tuple, path: str | Path, title: str = "ours") -> Path:
-    """Grouped bars of rank-1 per occlusion and strategy: ours (left panel, ``title``) and the paper's (right)."""
-    occlusions = list(ours)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
-    width = 0.8 / len(strategies)
-    for axis, (panel, table) in zip(axes, ((title, ours), ("paper (segmenter FDM)", paper))):
-        for k, strategy in enumerate(strategies):
-            values = [table.get(o, {}).get(strategy, np.nan) for o in occlusions]
-            axis.bar(np.arange(len(occlusions)) + (k - (len(strategies) - 1) / 2) * width, values, width,
-                     label=strategy, color=REGION_COLOURS[k])
-        axis.set_xticks(np.arange(len(occlusions)), [o.replace("_", " ") for o in occlusions], rotation=30, fontsize=7)
-        axis.set_title(panel, fontsize=9)
+def plot_bars(panels: dict[str, dict], columns: list, path: str | Path, legend: str = "FDM") -> Path:
+    """Side-by-side panels (title → ``{row: {column: value 0..1}}``) of grouped bars: one group per row (the
+    first panel's rows, e.g. occlusions), one bar per column (e.g. maskings); missing values are left out."""
+    rows = list(next(iter(panels.values())))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.4), sharey=True, squeeze=False)
+    width = 0.8 / len(columns)
+    for axis, (title, table) in zip(axes[0], panels.items()):
+        for k, column in enumerate(columns):
+            values = [table.get(r, {}).get(column, np.nan) for r in rows]
+            axis.bar(np.arange(len(rows)) + (k - (len(columns) - 1) / 2) * width, values, width,
+                     label=column, color=REGION_COLOURS[k % len(REGION_COLOURS)])
+        axis.set_xticks(np.arange(len(rows)), [r.replace("_", " ") for r in rows], rotation=30, fontsize=7)
+        axis.set_title(title, fontsize=9)
         axis.set_ylim(0, 1)
-    axes[0].set_ylabel("rank-1")
-    axes[1].legend(fontsize=7, title="FDM", title_fontsize=7)
+    axes[0][-1].legend(fontsize=7, title=legend, title_fontsize=7)
     return _save(fig, path)

@@ -90,6 +90,14 @@ class RunFolder:
         return self.folder("prepare") / "layouts.json"
 
     @property
+    def openset_file(self) -> Path:
+        return self.folder("prepare") / "openset.npz"
+
+    @property
+    def teacher_file(self) -> Path:
+        return self.folder("teacher") / "embeddings.npz"
+
+    @property
     def base_file(self) -> Path:
         return self.folder("base") / "model.keras"
 
@@ -112,6 +120,19 @@ class RunFolder:
         from keras_landmask.data.faceset import FaceSet
 
         return FaceSet.load(self.require("prepare", self.faces_file.name))
+
+    def openset(self):
+        """The held-out ``FaceSet`` of the open-set evaluation: splits ``enrol`` and ``probe`` (people never
+        trained on, labels into its own ``people``) and ``unknown`` (never enrolled, label -1)."""
+        from keras_landmask.data.faceset import FaceSet
+
+        return FaceSet.load(self.require("prepare", self.openset_file.name))
+
+    def teacher_embeddings(self) -> dict[str, np.ndarray]:
+        """The teacher's clean embeddings: ``faces`` ``float32 [N, D]`` (rows of ``faces()``) and ``openset``
+        ``[M, D]`` (rows of ``openset()``), unit length."""
+        with np.load(self.require("teacher", self.teacher_file.name)) as data:
+            return {name: data[name] for name in data.files}
 
     def layouts(self) -> dict:
         """Layout name → ``Layout`` of this run (built by prepare from the train split's landmarks)."""

@@ -147,7 +147,7 @@ def gallery_people(path: Path) -> dict[str, int]:
     ("zero.jpg", "is empty (0 bytes)"),
     ("cut.jpg", "is cut short (a JPEG without its end marker"),
     ("cut.png", "is cut short (a PNG without its end chunk"),
-    ("corrupt.jpg", "is not a readable image (damaged, or not JPEG/PNG/BMP/WebP/TIFF)"),
+    ("corrupt.jpg", "is not a readable image (damaged, or not JPEG/PNG/BMP/WebP/TIFF/GIF)"),
     ("tiny.png", "is 10x10 pixels; faces need at least 24 pixels per side"),
     ("notes.txt", "is not a readable image"),
     ("missing.jpg", "not found"),
@@ -199,12 +199,11 @@ IDENTIFY_CASES = ["good.jpg", "zero.jpg", "cut.jpg", "cut.png", "corrupt.jpg", "
 
 
 @pytest.fixture(scope="module")
-def identified(smoke_export, photos, tmp_path_factory):
-    """One ``identify`` over every case (the runtime goes on after a bad photo): (result, {case: its lines},
-    {case: path})."""
+def identified(smoke_export, photos):
+    """One ``identify`` (no gallery) over every case (the runtime goes on after a bad photo): (result, {case: its
+    lines}, {case: path})."""
     paths = {c: photos.get(c, photos["good.jpg"].parent / c) for c in IDENTIFY_CASES}
-    gallery = tmp_path_factory.mktemp("identify") / "people.db"
-    result = edge("identify", "--models", smoke_export, "--gallery", gallery, *paths.values())
+    result = edge("identify", "--models", smoke_export, *paths.values())
     lines = {c: [line for line in (result.stdout + "\n" + result.stderr).splitlines() if str(p) in line]
              for c, p in paths.items()}
     return result, lines, paths
@@ -243,7 +242,8 @@ def test_identify_finds_the_faces_there_are(identified, case, faces):
     if faces == 0:
         assert lines[case] == [f"{paths[case]}: no face found"]
     else:
-        assert len(lines[case]) == faces and all("(score " in line for line in lines[case]), lines[case]
+        assert len(lines[case]) == faces and all(": unknown (nobody enrolled" in line for line in lines[case]), \
+            lines[case]
 
 
 # --- edge runtime CLI: enrol ---------------------------------------------------------------------------------
@@ -315,16 +315,16 @@ def test_enrol_with_no_usable_photo_at_all_is_an_error(smoke_export, photos, tmp
 
 @cases("setup, message", [
     ("missing", "folder '{folder}' not found"),
-    ("empty", "'{folder}' has no sub-folders; make one per person, named after them"),
-    ("person_folder", "has no sub-folders; make one per person, named after them (to enrol its photos as one "
-                      "person: --name NAME PHOTOS...)"),
+    ("empty", "'{folder}' has no photos and no sub-folders; make one sub-folder per person, named after them, or "
+              "name each photo after its person"),
+    ("documents_only", "'{folder}' has no photos and no sub-folders"),
 ])
-def test_enrol_folder_missing_or_without_person_folders(smoke_export, photos, tmp_path, setup, message):
+def test_enrol_folder_missing_or_without_people(smoke_export, photos, tmp_path, setup, message):
     folder = tmp_path / "photos"
     if setup != "missing":
         folder.mkdir()
-    if setup == "person_folder":
-        shutil.copy(photos["good.jpg"], folder / "a.jpg")
+    if setup == "documents_only":
+        shutil.copy(photos["notes.txt"], folder / "notes.txt")
     result = edge("enrol", "--models", smoke_export, "--gallery", tmp_path / "people.db", "--folder", folder)
     assert_one_error(result, message.format(folder=folder))
 
@@ -489,7 +489,7 @@ def test_disk_full_during_enrolment_keeps_earlier_people(smoke_export, lfw_root,
 # --- training CLI -------------------------------------------------------------------------------------------
 
 def _people_folder(root: Path, make_file) -> Path:
-    for person in ("A_One", "B_Two", "C_Three", "D_Four"):  # the smoke profile asks for 4 people
+    for person in ("A_One", "B_Two", "C_Three", "D_Four", "E_Five", "F_Six"):  # the smoke profile asks for 6
         (root / person).mkdir(parents=True)
         for i in range(10):
             make_file(root / person, i)
@@ -500,17 +500,19 @@ def test_train_on_person_folders_of_documents_says_so(tmp_path, masks_dir):
     data = _people_folder(tmp_path / "data", lambda folder, i: (folder / f"scan_{i}.pdf").write_bytes(b"%PDF-1.4\n"))
     result = train("--data", data, "--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache", "--profile",
                    "smoke", "--stages", "prepare", "--set", f"occlusion.masks_dir={masks_dir}")
-    assert_one_error(result, f"data folder '{data}' holds no person folders with images (4 sub-folder(s) hold only "
-                             "files that are not .jpg/.jpeg/.png)")
+    assert_one_error(result, f"data folder '{data}' holds no person folders with images (6 sub-folder(s) hold only "
+                             "files that are not JPEG/PNG/BMP/WebP/TIFF/GIF images)")
 
 
 def test_train_on_unreadable_jpegs_fails_clearly_before_loading_a_model(tmp_path, masks_dir):
     data = _people_folder(tmp_path / "data",
                           lambda folder, i: (folder / f"{folder.name}_{i:04d}.jpg").write_bytes(os.urandom(3000)))
     result = train("--data", data, "--runs-dir", tmp_path / "runs", "--cache-dir", tmp_path / "cache", "--profile",
-                   "smoke", "--stages", "prepare", "--no-progress", "--set", f"occlusion.masks_dir={masks_dir}")
+                   "smoke", "--stages", "prepare", "--no-progress", "--set", f"occlusion.masks_dir={masks_dir}",
+                   "--set", "data.unknown_people=0")  # no single-photo folder beside this data
     assert_one_error(result, "only 0 of 40 images could be read (40 damaged or not JPEG/PNG, e.g. '",
-                     "leaving 0 people with training images; recognition needs at least 2: replace or remove")
+                     "leaving 0 people with images in the train split; recognition needs at least 2: replace or "
+                     "remove")
 
 
 def test_prepare_skips_and_lists_unreadable_images(lfw_root, photos, tmp_path):
@@ -571,3 +573,263 @@ def test_export_to_a_file_instead_of_a_folder(tmp_path):
     assert_one_error(export("--run", tmp_path / "run", "--out", tmp_path / "out"),
                      f"--out '{tmp_path / 'out'}' is a file; give a folder")
     assert (tmp_path / "out").read_text() == "my notes"
+
+
+# --- issue #16: defects of the edge runtime and export CLIs -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gallery_of_one(smoke_export, lfw_root, tmp_path_factory) -> Path:
+    """A gallery with PERSON enrolled from one photo, through the API; no embedding cached yet."""
+    from edge_runtime import Recognizer
+
+    path = tmp_path_factory.mktemp("gallery_of_one") / "people.db"
+    with Recognizer(smoke_export, gallery=path, create_gallery=True) as recognizer:
+        assert recognizer.enrol(PERSON, [lfw_photo(lfw_root)]).added == 1
+    return path
+
+
+@pytest.mark.parametrize("command", ["identify", "camera", "gallery list"])
+def test_a_mistyped_gallery_is_an_error_and_no_file_is_made(smoke_export, photos, tmp_path, command):
+    typo = tmp_path / "peple.db"
+    tail = {"identify": [photos["good.jpg"]], "camera": ["--headless", "--source", photos["good.jpg"]],
+            "gallery list": []}[command]
+    result = edge(*command.split(), "--models", smoke_export, "--gallery", typo, *tail)
+    assert_one_error(result, f"gallery '{typo}' not found; check the path, or enrol people first")
+    assert result.stdout == "" and not typo.exists()
+
+
+def test_a_mistyped_gallery_in_the_api_is_an_error_and_no_file_is_made(smoke_export, tmp_path):
+    from edge_runtime import Recognizer
+    from edge_runtime.gallery import GalleryError
+
+    with pytest.raises(GalleryError, match="not found; check the path"):
+        Recognizer(smoke_export, gallery=tmp_path / "peple.db")
+    assert not (tmp_path / "peple.db").exists()
+
+
+def test_a_read_only_gallery_still_identifies_and_says_so_once(smoke_export, gallery_of_one, lfw_root, tmp_path,
+                                                              monkeypatch, capsys):
+    """SQLite opens a file it may not write read-only; ``mode=ro`` does the same for root, whom permissions do
+    not stop."""
+    from edge_runtime import cli
+
+    gallery = tmp_path / "read-only.db"
+    shutil.copy(gallery_of_one, gallery)
+    before = gallery.read_bytes()
+    connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda path, **options: connect(f"file:{path}?mode=ro", uri=True,
+                                                                             **options))
+    probes = [lfw_photo(lfw_root, PERSON, 1), lfw_photo(lfw_root, OTHER), photos_with_a_mouth_band(lfw_root, tmp_path)]
+    code = cli.main(["identify", "--models", str(smoke_export), "--gallery", str(gallery), *map(str, probes)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert all(f"{probe}: " in out for probe in probes) and "(score " in out
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and f"gallery '{gallery}' is read-only" in notes[0] and not error_lines_of(err)
+    assert gallery.read_bytes() == before
+
+
+def photos_with_a_mouth_band(lfw_root: Path, folder: Path) -> Path:
+    """An LFW photo with a white band over the mouth (another occlusion pattern for the segmenter, as likely)."""
+    image = bgr(lfw_photo(lfw_root, PERSON, 2))
+    image[150:185] = 255
+    path = folder / "mouth_band.png"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+def error_lines_of(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("value", ["5", "-5", "nan", "inf", "1.01"])
+def test_threshold_outside_minus_one_to_one_is_refused(photos, value):
+    result = edge("identify", "--models", "unused", "--threshold", value, photos["good.jpg"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: argument --threshold: a threshold is a cosine similarity, from -1 to 1" in result.stderr
+
+
+def test_threshold_in_the_api_is_range_checked(smoke_export):
+    from edge_runtime import Recognizer
+
+    for value in (5, float("nan"), "x"):
+        with pytest.raises(ValueError, match="threshold is a"):
+            Recognizer(smoke_export, threshold=value)
+    assert Recognizer(smoke_export, threshold=-1).threshold == -1.0  # the ends are fine
+
+
+@pytest.mark.parametrize("option", ["threads", "top_k"])
+def test_recognizer_counts_below_one_are_value_errors(smoke_export, option):
+    from edge_runtime import Recognizer
+
+    with pytest.raises(ValueError, match=f"{option} must be a whole number of at least 1, got 0"):
+        Recognizer(smoke_export, **{option: 0})
+
+
+@cases("where, name, message", [
+    ("--name", "unknown", "'unknown' is what the runtime answers for a face it does not know, so nobody can be "
+                          "called that"),
+    ("--name", "UNKNOWN", "'UNKNOWN' is what the runtime answers"),
+    ("folder", "unknown", "(rename the folder)"),
+    ("photo", "Unknown", "photo '{folder}/Unknown.jpg': 'Unknown' is what the runtime answers"),
+    ("rename", "Unknown", "'Unknown' is what the runtime answers"),
+])
+def test_reserved_name_unknown_is_refused(smoke_export, gallery_of_one, photos, tmp_path, where, name, message):
+    gallery, folder = tmp_path / "people.db", tmp_path / "photos"
+    shutil.copy(gallery_of_one, gallery)
+    common = ["--models", smoke_export, "--gallery", gallery]
+    if where == "--name":
+        result = edge("enrol", *common, "--name", name, photos["good.jpg"])
+    elif where == "rename":
+        result = edge("gallery", *common, "rename", PERSON, name)
+    else:
+        target = folder / name / "a.jpg" if where == "folder" else folder / f"{name}.jpg"
+        target.parent.mkdir(parents=True)
+        shutil.copy(photos["good.jpg"], target)
+        result = edge("enrol", *common, "--folder", folder)
+    assert_one_error(result, message.format(folder=folder))
+    assert gallery_people(gallery) == {PERSON: 1}
+
+
+@cases("args, message", [
+    (["--calibration", "0"], "argument --calibration: must be at least 1, got 0"),
+    (["--calibration", "-5"], "argument --calibration: must be at least 1, got -5"),
+    (["--threads", "0"], "argument --threads: must be at least 1, got 0"),
+])
+def test_export_numbers_below_one_are_refused_before_anything_is_written(tmp_path, args, message):
+    result = export("--run", tmp_path, "--out", tmp_path / "out", *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_run_checks_its_numbers_first(tmp_path):
+    pytest.importorskip("tensorflow")
+    from export.exporter import export_run
+    from keras_landmask.errors import LandmaskError
+
+    with pytest.raises(LandmaskError, match="--calibration must be a whole number of at least 1, got 0"):
+        export_run(tmp_path, tmp_path / "out", calibration=0)
+    assert not (tmp_path / "out").exists()
+
+
+def test_edge_threads_below_one_blames_the_option(smoke_export, photos):
+    result = edge("identify", "--models", smoke_export, "--threads", "0", photos["good.jpg"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: argument --threads: must be a whole number of at least 1, got '0'" in result.stderr
+    assert "features.tflite" not in result.stderr
+
+
+def test_gallery_options_may_follow_the_action(smoke_export, gallery_of_one):
+    listed = edge("gallery", "list", "--models", smoke_export, "--gallery", gallery_of_one)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{PERSON}\t1" in listed.stdout.splitlines()
+    missing = edge("gallery", "list", "--models", smoke_export)
+    assert missing.returncode == 2 and "the following arguments are required: --gallery" in missing.stderr
+
+
+def test_camera_on_a_text_file_named_jpg_is_an_error(smoke_export, photos, tmp_path):
+    text = tmp_path / "text.jpg"
+    shutil.copy(photos["notes.txt"], text)
+    result = edge("camera", "--models", smoke_export, "--headless", "--source", text)
+    assert_one_error(result, f"cannot read '{text}' as a video: it gave no frame")
+    assert result.stdout == ""
+
+
+@cases("kind, message", [
+    ("float 0..1", "an image array must be uint8 (0..255), not float64; convert it (floats 0..1: "
+                   "(image * 255).round().astype(np.uint8))"),
+    ("float 0..255", "(floats 0..255: image.round().astype(np.uint8))"),
+    ("uint16", "an image array must be uint8 (0..255), not uint16"),
+    ("list", "an image must be a file path or a numpy array (RGB uint8 [H, W, 3]), not list"),
+    ("two channels", "an image array must be [H, W, 3] (RGB), [H, W] (gray) or [H, W, 4] (RGBA), not shape "
+                     "[250, 250, 2]"),
+    ("batch", "not shape [1, 250, 250, 3]"),
+    ("10x10", "an image of 10x10 pixels is too small"),
+])
+def test_recognize_refuses_what_it_cannot_read_with_a_clear_value_error(smoke_export, lfw_root, kind, message):
+    from edge_runtime import Recognizer
+
+    rgb = read_image(lfw_photo(lfw_root))
+    image = {"float 0..1": rgb / 255.0, "float 0..255": rgb.astype(np.float32), "uint16": rgb.astype(np.uint16),
+             "list": rgb.tolist(), "two channels": rgb[..., :2], "batch": rgb[None], "10x10": rgb[:10, :10]}[kind]
+    with Recognizer(smoke_export) as recognizer, pytest.raises(ValueError) as caught:
+        recognizer.recognize(image)
+    assert message in str(caught.value)
+
+
+def test_recognize_takes_a_path_gray_and_rgba(smoke_export, lfw_root):
+    from edge_runtime import Recognizer
+
+    path = lfw_photo(lfw_root)
+    rgb = read_image(path)
+    with Recognizer(smoke_export) as recognizer:
+        reference = [face.box.tolist() for face in recognizer.recognize(rgb)]
+        assert reference
+        assert [f.box.tolist() for f in recognizer.recognize(str(path))] == reference
+        assert [f.box.tolist() for f in recognizer.recognize(cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA))] == reference
+        gray = recognizer.recognize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))  # [H, W]: converted, a face found
+        assert gray and gray[0].box.shape == (4,)
+
+
+def test_recognizer_is_importable_from_the_package_and_a_context_manager(smoke_export, gallery_of_one):
+    from edge_runtime import Recognizer
+
+    with Recognizer(smoke_export, gallery=gallery_of_one) as recognizer:
+        assert len(recognizer.gallery) == 1
+    assert recognizer.gallery._connection is None  # closed on leaving the block
+
+
+def test_gif_is_a_photo_for_identify_and_enrol_alike(smoke_export, lfw_root, tmp_path):
+    person = tmp_path / "photos" / PERSON
+    person.mkdir(parents=True)
+    gif = person / "face.gif"
+    gif.write_bytes(cv2.imencode(".gif", bgr(lfw_photo(lfw_root)))[1].tobytes())
+    gallery = tmp_path / "people.db"
+    enrolled = edge("enrol", "--models", smoke_export, "--gallery", gallery, "--folder", tmp_path / "photos")
+    assert enrolled.returncode == 0 and "not a photo" not in enrolled.stderr, enrolled.stderr
+    assert gallery_people(gallery) == {PERSON: 1}
+    found = edge("identify", "--models", smoke_export, "--gallery", gallery, "--json", tmp_path / "photos")
+    faces = json.loads(found.stdout.splitlines()[0])["faces"]
+    assert found.returncode == 0 and max(face["score"] for face in faces) > 0.9999  # the enrolled photo itself
+
+
+def test_gif_header_claiming_too_many_pixels_is_refused(tmp_path):
+    data = bytearray(cv2.imencode(".gif", np.zeros((30, 30, 3), np.uint8))[1].tobytes())
+    data[6:10] = struct.pack("<HH", 60000, 60000)
+    path = tmp_path / "bomb.gif"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="claims 60000x60000 pixels"):
+        read_image(path)
+
+
+@cases("setup, message", [
+    ("no_face", "no face found in '{path}'; use a photo showing the person's face"),
+    ("unreadable", "'{path}' is cut short (a JPEG"),
+])
+def test_verify_without_a_usable_face_is_one_error_line(smoke_export, photos, lfw_root, setup, message):
+    path = photos["grey.png" if setup == "no_face" else "cut.jpg"]
+    result = edge("verify", "--models", smoke_export, lfw_photo(lfw_root), path)
+    assert_one_error(result, message.format(path=path))
+
+
+@cases("option, message", [
+    ("--save-dir", "--save-dir '{path}' cannot be made"),
+    ("--csv", "--csv '{path}' cannot be written"),
+])
+def test_identify_outputs_that_cannot_be_written(smoke_export, photos, tmp_path, option, message):
+    path = tmp_path / "taken"
+    if option == "--save-dir":
+        path.write_text("a file, not a folder")
+    else:
+        path.mkdir()
+    result = edge("identify", "--models", smoke_export, option, path, photos["good.jpg"])
+    assert_one_error(result, message.format(path=path))
+
+
+def test_identify_an_empty_folder_says_so(smoke_export, tmp_path):
+    assert_one_error(edge("identify", "--models", smoke_export, tmp_path), "no photos (.jpg, .jpeg")
+
+
+def test_camera_output_of_an_unknown_kind_is_refused(smoke_export, photos, tmp_path):
+    assert_one_error(edge("camera", "--models", smoke_export, "--source", photos["good.jpg"], "--output",
+                          tmp_path / "out.txt"), "--output '" + str(tmp_path / "out.txt") + "': give a video file")

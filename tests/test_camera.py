@@ -86,8 +86,13 @@ def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
 LANDMARKS = np.array([[140, 100], [180, 100], [160, 120], [145, 140], [175, 140]], np.float32)
 
 
+MOUTH = np.array([[140, 130], [180, 130], [180, 150], [140, 150]], np.float32)  # an outline around the mouth
+
+
 def fake_face(name: str = "Alice") -> RecognizedFace:
-    return RecognizedFace(np.array([120, 80, 80, 90], np.float32), LANDMARKS.copy(), 0.99, name, 0.8, ["mouth"])
+    return RecognizedFace(box=np.array([120, 80, 80, 90], np.float32), landmarks=LANDMARKS.copy(), confidence=0.99,
+                          occluded=["mouth"], outlines={"mouth": MOUTH.copy()}, name=name, matched=True, score=0.8,
+                          threshold=0.5, nearest=name, top=[(name, 0.8)])
 
 
 class FakeRecognizer:
@@ -178,6 +183,7 @@ def test_track_follows_motion_and_keeps_identity():
     (moved,) = track(gray[0], gray[1], [fake_face()])
     np.testing.assert_allclose(moved.landmarks - LANDMARKS, np.tile([5, -3], (5, 1)), atol=0.5)
     np.testing.assert_allclose(moved.box, [125, 77, 80, 90], atol=0.5)
+    np.testing.assert_allclose(moved.outlines["mouth"] - MOUTH, np.tile([5, -3], (4, 1)), atol=0.5)
     assert (moved.name, moved.score, moved.occluded, moved.confidence) == ("Alice", 0.8, ["mouth"], 0.99)
 
 
@@ -287,15 +293,28 @@ def test_occluded_regions_map_back_onto_the_face(models, video):
     capture = cv2.VideoCapture(str(video))
     frame = capture.read()[1]
     capture.release()
-    face = recognizer.recognize(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))[0]
-    face.occluded = ["eyes", "mouth"]
-    polygons = camera.Overlay(recognizer).region_polygons(face)
-    assert set(polygons) == {"eyes", "mouth"}
-    eyes_y = polygons["eyes"][:, 1].mean()
-    mouth_y = polygons["mouth"][:, 1].mean()
-    assert abs(eyes_y - face.landmarks[:2, 1].mean()) < 0.15 * face.box[3]
-    assert abs(mouth_y - face.landmarks[3:, 1].mean()) < 0.15 * face.box[3]
-    assert camera.Overlay(recognizer).draw(frame, [face], 10.0).shape == frame.shape
+    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    face = recognizer.detect(rgb)[0]
+    crop_landmarks = recognizer._align(rgb, [face])[1][0]
+    outlines = recognizer._outlines(face.landmarks, crop_landmarks, ["eyes", "mouth"])
+    assert set(outlines) == {"eyes", "mouth"}
+    height = face.box[3]
+    assert abs(outlines["eyes"][:, 1].mean() - face.landmarks[:2, 1].mean()) < 0.15 * height
+    assert abs(outlines["mouth"][:, 1].mean() - face.landmarks[3:, 1].mean()) < 0.15 * height
+
+
+def test_draw_faces_draws_box_name_and_occluded_region():
+    from edge_runtime.drawing import OCCLUDED_COLOUR, draw_faces
+
+    image = np.full((240, 320, 3), 128, np.uint8)
+    drawn = draw_faces(image, [fake_face()])
+    assert drawn.shape == image.shape and (image == 128).all()  # a copy; the input is untouched
+    assert (drawn[80, 120:200] == (0, 200, 0)).all(-1).mean() > 0.9  # the box's top edge, green: matched
+    inside = drawn[140, 150].astype(int)  # in the mouth outline: shaded towards orange
+    assert inside[0] > 128 and inside[2] < 128, (inside, OCCLUDED_COLOUR)
+    unknown = fake_face()
+    unknown.matched, unknown.name = False, "unknown"
+    assert (draw_faces(image, [unknown])[80, 120:200] == (255, 0, 0)).all(-1).mean() > 0.9  # red
 
 
 def test_camera_module_has_no_tensorflow():
@@ -309,7 +328,7 @@ def test_camera_module_has_no_tensorflow():
 def test_video_file_end_to_end(models, video, tmp_path, capsys):
     from edge_runtime.recognizer import Recognizer
 
-    recognizer = Recognizer.from_dir(models, gallery=tmp_path / "people.db")
+    recognizer = Recognizer.from_dir(models)
     out = io.StringIO()
     try:
         assert run_camera(recognizer, str(video), headless=True, detect_every=DETECT_EVERY, out=out) == 0
@@ -331,14 +350,16 @@ def test_video_file_end_to_end(models, video, tmp_path, capsys):
             expected = STEP * (r["frame"] - last_detection["frame"])
             for box, start in zip(boxes, last_detection["boxes"]):
                 np.testing.assert_allclose(np.subtract(box[:2], start[:2]), expected, atol=3.0)
-    for face in (f for r in records for f in r["faces"]):
-        assert set(face) == {"box", "landmarks", "confidence", "name", "score", "occluded"}
+    assert [r["type"] for r in records] == ["frame"] * FRAMES
+    assert all(r["schema_version"] == 1 and r["timestamp"] > 1.6e9 for r in records)  # Unix seconds
+    timestamps = [r["timestamp"] for r in records]
+    assert timestamps == sorted(timestamps)
 
 
 def test_cli_headless_video(models, video, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "edge_runtime", "camera", "--models", str(models), "--gallery",
-         str(tmp_path / "people.db"), "--headless", "--source", str(video)],
+        [sys.executable, "-m", "edge_runtime", "camera", "--models", str(models), "--headless", "--source",
+         str(video)],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -348,11 +369,45 @@ def test_cli_headless_video(models, video, tmp_path):
 
 def test_cli_missing_video_is_one_error_line(models, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "edge_runtime", "camera", "--models", str(models), "--gallery",
-         str(tmp_path / "people.db"), "--headless", "--source", str(tmp_path / "nowhere.mp4")],
+        [sys.executable, "-m", "edge_runtime", "camera", "--models", str(models), "--headless", "--source",
+         str(tmp_path / "nowhere.mp4")],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "nowhere.mp4" in errors[0] and "not found" in errors[0]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_cli_output_writes_the_annotated_video(models, video, tmp_path, suffix):
+    output = tmp_path / f"annotated{suffix}"
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_runtime", "camera", "--models", str(models), "--source", str(video),
+         "--output", str(output)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # no window, no JSON
+    capture = cv2.VideoCapture(str(output))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    original = cv2.VideoCapture(str(video))
+    first = original.read()[1]
+    original.release()
+    assert len(frames) == FRAMES and frames[0].shape == first.shape
+    assert np.abs(frames[0].astype(int) - first.astype(int)).mean() > 1  # boxes, names and FPS drawn on it
+
+
+def test_cli_output_into_a_missing_folder_is_one_error_line(models, video, tmp_path):
+    output = tmp_path / "missing" / "annotated.avi"
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_runtime", "camera", "--models", str(models), "--source", str(video),
+         "--output", str(output)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert errors == [f"error: cannot write the video '{output}' (its folder is missing or not writable, or this "
+                      "OpenCV has no MJPG encoder: try .avi)"]

@@ -52,3 +52,10 @@ def test_fdm_layouts_follow_the_grid_settings_and_unknown_names_are_refused():
 def test_bad_config_is_a_clear_error(kwargs, message):
     with pytest.raises(LandmaskError, match=message):
         load_config(**kwargs)
+
+
+def test_a_config_file_that_is_not_yaml_is_a_one_line_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("data: {seed: 3\nlayout: [")
+    with pytest.raises(LandmaskError, match="bad.yaml is not valid YAML at line"):
+        load_config("fast", path)

@@ -7,13 +7,16 @@ import stat
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge_runtime.gallery import (SCHEMA_VERSION, Gallery, GalleryError, best_matches, check_name, match,
-                                  pattern_key)
+from edge_runtime import gallery as gallery_module
+from edge_runtime.gallery import (SCHEMA_VERSION, Gallery, GalleryError, GalleryReadOnly, best_matches, check_name,
+                                  image_digest, match, pattern_key, top_matches)
+from edge_runtime.notes import RuntimeNote
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (2, 3, 4)  # small feature maps keep the tests fast
@@ -348,3 +351,139 @@ def test_imports_without_tensorflow():
             "import edge_runtime.gallery")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def read_only(path: Path, **options) -> Gallery:
+    """The gallery at ``path`` opened as SQLite opens a file it may not write (``mode=ro``; root ignores
+    permissions, so chmod cannot show it)."""
+    connect = sqlite3.connect
+    try:
+        sqlite3.connect = lambda file, **kw: connect(f"file:{file}?mode=ro", uri=True, **kw)
+        return Gallery(path, MODEL, SHAPE, **options)
+    finally:
+        sqlite3.connect = connect
+
+
+def test_a_missing_file_is_only_created_when_asked(path):
+    with pytest.raises(GalleryError, match=f"gallery '{path}' not found; check the path, or enrol people first"):
+        Gallery(path, MODEL, SHAPE, create=False)
+    assert not path.exists()
+    Gallery(path, MODEL, SHAPE).close()
+    with Gallery(path, MODEL, SHAPE, create=False) as gallery:  # an existing one opens
+        assert gallery.people() == []
+
+
+def test_the_same_photo_is_stored_once_and_found_by_its_hash(path):
+    photo = np.full((30, 40, 3), 7, np.uint8)
+    digest = image_digest(photo)
+    assert digest == image_digest(photo.copy()) != image_digest(photo[:, :39]) != image_digest(photo + 1)
+    with Gallery(path, MODEL, SHAPE) as gallery:
+        assert gallery.enrol("A", maps(2), ["a1", "a2"], [digest, "other"]) == 2
+        assert gallery.enrol("A", maps(1), ["a1 again"], [digest]) == 2  # left out
+        assert gallery.known([digest, "unseen"]) == {digest: (1, "A")}
+        assert gallery.enrol("B", maps(1), ["no hash"]) == 1 and gallery.enrol("B", maps(1), ["no hash"]) == 2
+
+
+def test_faces_and_remove_face(path):
+    with Gallery(path, MODEL, SHAPE) as gallery:
+        gallery.enrol("A", maps(2), ["a1.jpg", "a2.jpg"])
+        gallery.enrol("B", maps(1, 1), ["b.jpg"])
+        faces = gallery.faces("A")
+        assert [(i, s) for i, s, _ in faces] == [(1, "a1.jpg"), (2, "a2.jpg")] and all(c for _, _, c in faces)
+        gallery.embeddings((0,), CountingEmbed())  # cached rows go with their face
+        assert gallery.remove_face(1) == ("A", 1)
+        assert gallery.people() == [("A", 1), ("B", 1)] and len(gallery) == 2
+        assert gallery.remove_face(3) == ("B", 0)
+        assert gallery.people() == [("A", 1)]  # nobody is left without faces
+        with pytest.raises(GalleryError, match="there is no face 3"):
+            gallery.remove_face(3)
+        with pytest.raises(GalleryError, match="'B' is not enrolled"):
+            gallery.faces("B")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 1
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.parametrize("name", ["unknown", "Unknown", " UNKNOWN "])
+def test_unknown_cannot_be_a_name(path, name):
+    with Gallery(path, MODEL, SHAPE) as gallery:
+        with pytest.raises(GalleryError, match="is what the runtime answers for a face it does not know"):
+            gallery.enrol(name, maps(1), ["x"])
+        gallery.enrol("Ann", maps(1), ["x"])
+        with pytest.raises(GalleryError, match="is what the runtime answers"):
+            gallery.rename("Ann", name)
+        assert gallery.people() == [("Ann", 1)]
+
+
+def test_top_matches_lists_distinct_people_best_first():
+    embeddings = np.array([[1, 0], [0.9, 0.1], [0, 1], [-1, 0]], np.float32)
+    names = np.array(["A", "A", "B", "C"], dtype=object)
+    top = top_matches(np.array([1, 0.05], np.float32), embeddings, names, k=3)
+    assert [n for n, _ in top] == ["A", "B", "C"] and top[0][1] == pytest.approx(match(np.array([1, 0.05]),
+                                                                                        embeddings, names)[1])
+    assert [n for n, _ in top_matches(np.array([1, 0.05]), embeddings, names, k=2)] == ["A", "B"]
+    assert top_matches(np.ones(2), np.zeros((0, 0)), np.array([], dtype=object), k=3) == []
+    many = np.concatenate([np.tile([[1, 0]], (100, 1)), [[0, 1]]]).astype(np.float32)  # A's 100 faces come first
+    assert [n for n, _ in top_matches(np.array([1, 0.1]), many, np.array(["A"] * 100 + ["B"]), k=2)] == ["A", "B"]
+
+
+def test_a_read_only_gallery_answers_from_memory_and_warns_once(path):
+    embed = CountingEmbed()
+    features = maps(3)
+    with Gallery(path, MODEL, SHAPE) as gallery:
+        gallery.enrol("A", features, ["a"] * 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gallery = read_only(path)
+        try:
+            for pattern in [(0, 0, 0, 0, 0), (1, 0, 0, 0, 0), (1, 0, 0, 0, 0)]:
+                vectors, names = gallery.embeddings(pattern, embed)
+                np.testing.assert_allclose(vectors, embed.direct(stored(features), pattern), rtol=1e-5, atol=1e-5)
+            with pytest.raises(GalleryReadOnly):
+                gallery.enrol("B", maps(1), ["b"])
+        finally:
+            gallery.close()
+    notes = [w for w in caught if issubclass(w.category, RuntimeNote)]
+    assert len(notes) == 1 and "is read-only" in str(notes[0].message)
+    assert len(embed.calls) == 2  # each pattern once: the repeat came from memory
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 0  # nothing written
+
+
+def schema_1_gallery(path: Path, monkeypatch) -> None:
+    """A gallery as schema 1 wrote it: no content hashes; one person with two faces."""
+    with monkeypatch.context() as patch:
+        patch.setattr(gallery_module, "SCHEMA_VERSION", 1)
+        Gallery(path, MODEL, SHAPE).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert "content_hash" not in [row[1] for row in db.execute("PRAGMA table_info(faces)")]
+        db.execute("INSERT INTO people (name, created) VALUES ('Old', 'then')")
+        db.executemany("INSERT INTO faces (person_id, feature_map, source, created) VALUES (1, ?, ?, 'then')",
+                       [(m.astype(np.float16).tobytes(), f"old{i}.jpg") for i, m in enumerate(maps(2))])
+    db.close()
+
+
+def test_a_schema_1_gallery_is_upgraded_on_opening(path, monkeypatch):
+    schema_1_gallery(path, monkeypatch)
+    with Gallery(path, MODEL, SHAPE) as gallery:
+        assert gallery.schema == SCHEMA_VERSION == 2 and gallery.people() == [("Old", 2)]
+        assert gallery.enrol("Old", maps(1, 5), ["new.jpg"], ["hash"]) == 3
+        assert gallery.enrol("Old", maps(1, 5), ["new.jpg"], ["hash"]) == 3
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+def test_a_read_only_schema_1_gallery_is_used_as_it_is(path, monkeypatch):
+    schema_1_gallery(path, monkeypatch)
+    gallery = read_only(path)
+    try:
+        assert gallery.schema == 1 and gallery.people() == [("Old", 2)] and gallery.known(["x"]) == {}
+        with pytest.warns(RuntimeNote, match="is read-only"):
+            assert gallery.embeddings((0,), CountingEmbed())[0].shape == (2, 8)
+        with pytest.raises(GalleryReadOnly, match="read-only"):
+            gallery.enrol("New", maps(1), ["n"])
+    finally:
+        gallery.close()

@@ -53,12 +53,12 @@ def cli(tmp_path):
 
 def test_evaluate_reruns_once_the_segmenter_has_finished(cli, ran):
     """The README's order: without a segmenter, then the segmenter, then the whole command again."""
-    assert cli("prepare,base") == 0
+    assert cli("prepare,teacher,base") == 0
     assert cli("pdsn,dictionary,evaluate") == 0
     assert cli("segmenter") == 0
     ran.clear()
     assert cli() == 0
-    assert ran == ["evaluate"]
+    assert ran == ["evaluate", "openset"]
 
 
 def test_a_forced_base_reruns_everything_that_reads_it(cli, ran, capsys):
@@ -69,7 +69,7 @@ def test_a_forced_base_reruns_everything_that_reads_it(cli, ran, capsys):
     assert "out of date now: pdsn (base changed since)" in capsys.readouterr().out
     ran.clear()
     assert cli() == 0
-    assert ran == ["pdsn", "dictionary", "evaluate"]
+    assert ran == ["pdsn", "dictionary", "evaluate", "openset"]
     ran.clear()
     assert cli() == 0
     assert ran == []
@@ -91,7 +91,7 @@ def test_a_changed_setting_reruns_its_stage_and_those_downstream_only(cli, ran, 
     assert cli() == 0
     ran.clear()
     assert cli(ALL, "--set", "segmenter.epochs=3") == 0
-    assert ran == ["segmenter", "evaluate"]
+    assert ran == ["segmenter", "evaluate", "openset"]
     assert "segmenter.epochs 8 -> 3" in capsys.readouterr().out
 
 

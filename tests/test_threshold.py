@@ -1,8 +1,11 @@
-"""Open-set thresholds: calibrated on clean validation faces and per occlusion pattern, used per pattern."""
+"""Identification (open-set) and verification thresholds: calibrated on clean validation faces (pairs, for
+verification) and per occlusion pattern, used per pattern."""
+import json
+
 import numpy as np
 import pytest
 
-from export.threshold import calibrate_threshold, pattern_thresholds
+from export.threshold import calibrate_threshold, pair_threshold, pattern_thresholds, verify_thresholds
 
 
 def _people(rng, n_people=20, per_person=4, noise=0.3, dim=16):
@@ -55,3 +58,57 @@ def test_recognizer_uses_the_pattern_threshold_unless_one_is_given(smoke_export)
     assert recognizer.threshold_for((0, 0, 0, 1, 1)) == 0.9
     assert recognizer.threshold_for((0, 0, 0, 0, 0)) == recognizer.threshold
     assert Recognizer.from_dir(smoke_export, threshold=0.5).pattern_thresholds == {}
+
+
+def test_pair_threshold_accepts_the_asked_share_of_different_person_pairs():
+    rng = np.random.default_rng(3)
+    scores = np.concatenate([rng.normal(0.7, 0.1, 200), rng.normal(0.2, 0.1, 5000)])
+    same = np.arange(len(scores)) < 200
+    result = pair_threshold(scores, same, false_accept_rate=0.01)
+    assert abs(result["false_accept_rate"] - 0.01) <= 1 / 5000
+    assert result["true_accept_rate"] > 0.5 and (result["same_pairs"], result["different_pairs"]) == (200, 5000)
+    assert pair_threshold(scores, same, 0.1)["threshold"] < result["threshold"]
+    assert pair_threshold(scores[200:], same[200:])["true_accept_rate"] is None  # no same-person pair at all
+
+
+def test_verify_thresholds_use_every_pair_and_per_pattern_leave_out_the_same_photo():
+    rng = np.random.default_rng(4)
+    probes, labels = _people(rng, noise=0.5, dim=6)
+    maps = probes.reshape(-1, 1, 1, 6).astype(np.float32)
+    masks = {(0, 1): np.array([1, 1, 1, 0, 0, 0], np.float32)}
+
+    def features(images):  # the first 40 probes are found with pattern (0, 1), the rest clean
+        flags = np.zeros((len(images), 2), np.float32)
+        flags[images < 40, 1] = 1
+        return maps[images], flags
+
+    def embed(feature_maps, pattern):
+        return feature_maps.reshape(len(feature_maps), -1) * masks.get(tuple(pattern), 1.0)
+
+    result = verify_thresholds(features, embed, maps, labels, {"occluded": np.arange(80)}, regions=2)
+    assert result["same_pairs"] + result["different_pairs"] == 80 * 79 // 2
+    assert result["same_pairs"] == 20 * (4 * 3 // 2)  # 20 people, 4 faces each
+    assert set(result["per_pattern"]) == {"0,1"}
+    occluded = result["per_pattern"]["0,1"]
+    assert occluded["same_pairs"] + occluded["different_pairs"] == 40 * 79  # each face with all but itself
+    assert occluded["same_pairs"] == 40 * 3
+    unit = embed(maps, (0, 1)) / np.linalg.norm(embed(maps, (0, 1)), axis=1, keepdims=True)
+    scores = unit[:40] @ unit.T
+    other = np.arange(40)[:, None] != np.arange(80)[None, :]
+    direct = pair_threshold(scores[other], (labels[:40, None] == labels[None, :])[other])
+    assert occluded["threshold"] == pytest.approx(direct["threshold"])
+
+
+def test_the_export_records_a_verification_threshold_the_runtime_uses(smoke_export):
+    from edge_runtime.recognizer import Recognizer
+
+    verify = json.loads((smoke_export / "manifest.json").read_text())["threshold"]["verify"]
+    assert -1 <= verify["threshold"] <= 1 and 0 <= verify["false_accept_rate"] <= 1
+    pairs = verify["same_pairs"] + verify["different_pairs"]
+    assert int((8 * pairs + 1) ** 0.5) ** 2 == 8 * pairs + 1  # n (n - 1) / 2 pairs of n validation faces
+    recognizer = Recognizer.from_dir(smoke_export)
+    clean = (0,) * len(recognizer.regions)
+    assert recognizer.verify_threshold_for(clean) == (verify["threshold"], "verify")
+    recognizer.verify_pattern_thresholds = {"0,0,0,1,1": 0.5}
+    assert recognizer.verify_threshold_for((0, 0, 0, 1, 1)) == (0.5, "verify:0,0,0,1,1")
+    assert Recognizer.from_dir(smoke_export, threshold=0.25).verify_threshold_for(clean) == (0.25, "given")

@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +32,21 @@ def test_prepare_writes_summary_faces_and_pictures(smoke_run):
     for picture in ("layouts.png", "occlusions.png", "seg_labels.png"):
         assert (out / picture).stat().st_size > 10_000
     assert (run / "config.yaml").is_file() and (out / "DONE.json").is_file()
+
+
+def test_prepare_holds_people_out_for_the_open_set_evaluation(smoke_run):
+    run, _ = smoke_run
+    summary = json.loads((run / "prepare" / "summary.json").read_text())
+    assert summary["openset"] == {"people": 2, "enrol": 10, "probe": 14, "unknown": 20}
+    trained = FaceSet.load(run / "prepare" / "faces.npz")
+    held = FaceSet.load(run / "prepare" / "openset.npz")
+    assert not set(trained.people) & set(held.people)  # never trained on
+    assert not {Path(p).parent.name for p in held.paths} & set(trained.people)
+    unknown = held.subset("unknown")
+    assert set(unknown.labels.tolist()) == {-1} and len(set(unknown.paths)) == 20
+    assert all("lfw_single" in p for p in unknown.paths)
+    enrol = held.subset("enrol")
+    assert sorted(np.bincount(enrol.labels).tolist()) == [5, 5]
 
 
 def test_rerun_skips_and_force_redoes(smoke_run, capsys):

@@ -1,10 +1,11 @@
 """Reading photos, training side and device alike: any file OpenCV decodes as RGB ``uint8 [H, W, 3]``, or an error.
 
-Grayscale, RGBA and 16-bit images are converted (OpenCV's ``IMREAD_COLOR``). Before anything is decoded, the
-header of a PNG, JPEG, BMP, WebP or TIFF file is read: an image claiming more than ``MAX_PIXELS`` pixels (a
-decompression bomb, or a photo far larger than a face needs) is refused without allocating it, and a PNG or
-JPEG cut short (an interrupted copy) is refused rather than decoded with a grey bottom. Files over
-``MAX_FILE_BYTES`` are not read. Other formats rely on OpenCV's own pixel limit (``OPENCV_IO_MAX_IMAGE_PIXELS``).
+Grayscale, RGBA and 16-bit images are converted (OpenCV's ``IMREAD_COLOR``; a GIF gives its first frame). Before
+anything is decoded, the header of a PNG, JPEG, BMP, WebP, TIFF or GIF file is read: an image claiming more than
+``MAX_PIXELS`` pixels (a decompression bomb, or a photo far larger than a face needs) is refused without
+allocating it, and a PNG or JPEG cut short (an interrupted copy) is refused rather than decoded with a grey
+bottom. Files over ``MAX_FILE_BYTES`` are not read. Other formats rely on OpenCV's own pixel limit
+(``OPENCV_IO_MAX_IMAGE_PIXELS``). ``as_rgb`` takes what a Python caller passes (a path or an array).
 """
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(100_000_000))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# What counts as a photo where files are picked from a folder by name (enrol, identify FOLDER); a file named on
+# the command line is read whatever its name. Every suffix here is a format ``read_image`` decodes.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 MIN_SIDE = 24  # pixels: smaller images cannot hold a face MTCNN finds
 MAX_PIXELS = 100_000_000  # 100 megapixels: more than any usual camera photo, ~300 MB decoded
 MAX_FILE_BYTES = 256 << 20  # 256 MiB: no photo is this large (a video or disk image passed by mistake)
-FORMATS = "JPEG/PNG/BMP/WebP/TIFF"
+FORMATS = "JPEG/PNG/BMP/WebP/TIFF/GIF"
 
 
 class ImageError(ValueError):
@@ -65,7 +68,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> np.ndarray:
 def header_problem(data: bytes) -> str | None:
     """What is wrong with an image file's header (the end of the sentence "'photo.png' ..."), or None.
 
-    Checks the size a PNG, JPEG, BMP, WebP or TIFF header claims against ``MAX_PIXELS``, and that a PNG has its
+    Checks the size a PNG, JPEG, BMP, WebP, TIFF or GIF header claims against ``MAX_PIXELS``, and that a PNG has its
     end chunk and a JPEG its end marker. Other data is left to the decoder."""
     kind, size = image_size(data)
     if size is not None:
@@ -98,6 +101,8 @@ def image_size(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
             return "WebP", _webp_size(data)
         if data[:4] in (b"II*\x00", b"MM\x00*"):
             return "TIFF", _tiff_size(data)
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            return "GIF", struct.unpack("<HH", data[6:10])
     except (struct.error, IndexError):  # a header cut short: the decoder refuses it
         pass
     return None, None
@@ -157,6 +162,34 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
         if tag in (256, 257):
             found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), entry[8:10 if kind == 3 else 12])[0]
     return (found[256], found[257]) if len(found) == 2 else None
+
+
+def as_rgb(image) -> np.ndarray:
+    """``image`` as RGB ``uint8 [H, W, 3]``: a path is read with ``read_image``; a ``uint8`` array may be gray
+    ``[H, W]`` / ``[H, W, 1]`` or RGBA ``[H, W, 4]`` (converted). ``ImageError`` for anything else (floats, other
+    dtypes or shapes, fewer than ``MIN_SIDE`` pixels a side), saying what to pass. Channel order cannot be
+    checked: an array from ``cv2.imread`` is BGR and must be converted (``cv2.cvtColor(a, cv2.COLOR_BGR2RGB)``)
+    or, simpler, passed as its path."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"an image must be a file path or a numpy array (RGB uint8 [H, W, 3]), not "
+                         f"{type(image).__name__}")
+    if image.dtype != np.uint8:
+        hint = ("" if image.dtype.kind != "f" or not image.size
+                else " (floats 0..1: (image * 255).round().astype(np.uint8))" if image.max() <= 1
+                else " (floats 0..255: image.round().astype(np.uint8))")
+        raise ImageError(f"an image array must be uint8 (0..255), not {image.dtype}; convert it{hint}")
+    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else None
+    if channels not in (1, 3, 4):
+        raise ImageError(f"an image array must be [H, W, 3] (RGB), [H, W] (gray) or [H, W, 4] (RGBA), not "
+                         f"shape {list(image.shape)}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ImageError(f"an image of {image.shape[1]}x{image.shape[0]} pixels is too small; faces need at least "
+                         f"{MIN_SIDE} pixels per side")
+    if channels == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB) if channels == 4 else image
 
 
 def image_files(folder: str | Path) -> list[Path]:

@@ -33,18 +33,18 @@ def read_rgb(path: Path) -> np.ndarray | None:
         return None
 
 
-def check_readable(samples: list[Sample], readable: np.ndarray) -> None:
-    """``LandmaskError`` unless at least 2 people keep a readable image in the train split (unreadable files
-    are skipped and counted, but a folder of them cannot be trained on)."""
-    people = {s.person for s, ok in zip(samples, readable) if ok and s.split == "train"}
+def check_readable(samples: list[Sample], readable: np.ndarray, split: str = "train") -> None:
+    """``LandmaskError`` unless at least 2 people keep a readable image in ``split`` (unreadable files are
+    skipped and counted, but a folder of them cannot be trained on, or enrolled from)."""
+    people = {s.person for s, ok in zip(samples, readable) if ok and s.split == split}
     if len(people) >= 2:
         return
     bad = [str(s.path) for s, ok in zip(samples, readable) if not ok]
     example = f", e.g. '{bad[0]}'" if bad else ""
     raise LandmaskError(
         f"only {int(np.sum(readable))} of {len(samples)} images could be read ({len(bad)} damaged or not "
-        f"JPEG/PNG{example}), leaving {len(people)} people with training images; recognition needs at least 2: "
-        "replace or remove the damaged files"
+        f"JPEG/PNG{example}), leaving {len(people)} people with images in the {split} split; recognition needs "
+        "at least 2: replace or remove the damaged files"
     )
 
 
@@ -103,9 +103,10 @@ def build_faceset(
     make_detector: Callable,
     detect_batch: int = 32,
     progress: bool = True,
+    required_split: str = "train",
 ) -> tuple[FaceSet, list[str], Path]:
     """Aligned crops of all readable samples, the paths of the unreadable ones (skipped), and the
-    cache file holding the FaceSet."""
+    cache file holding the FaceSet; at least 2 people must keep a readable image in ``required_split``."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     labels_and_splits = [f"{s.label}:{s.split}" for s in samples]  # the FaceSet holds them: a new split is a new file
     path = cache_dir / f"faces-{files_key(samples, DETECTOR_VERSION, alignment, height, width, labels_and_splits)}.npz"
@@ -114,7 +115,7 @@ def build_faceset(
         unreadable = sorted(set(str(s.path) for s in samples) - set(faces.paths.tolist()))
         return faces, unreadable, path
     det = detect_all(samples, make_detector, cache_dir, detect_batch, progress)
-    check_readable(samples, det["readable"])
+    check_readable(samples, det["readable"], required_split)
     found = det["found"]
     relative_boxes = det["box"][found] / np.tile(det["size"][found], 2)
     relative_marks = det["landmarks"][found] / det["size"][found][:, None, :]

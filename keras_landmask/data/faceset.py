@@ -15,7 +15,8 @@ class FaceSet:
     """Aligned faces of one dataset; all arrays share the first axis ``N``.
 
     images ``uint8 [N, H, W, 3]`` RGB; landmarks ``float32 [N, 5, 2]`` (x, y) crop pixels;
-    labels ``int32 [N]`` person index into ``people``; splits ``str [N]`` train/val/test;
+    labels ``int32 [N]`` person index into ``people`` (-1: an unknown person); splits ``str [N]``: train/val/test
+    for the trained people, enrol/probe/unknown for the open-set evaluation's;
     paths ``str [N]`` source files; no_face / multi_face ``bool [N]`` detector flags
     (no_face: a centred fallback crop was used).
     """
@@ -33,7 +34,7 @@ class FaceSet:
         return len(self.labels)
 
     def subset(self, split: str) -> "FaceSet":
-        """The faces of one split (``train``, ``val`` or ``test``); ``people`` is kept whole."""
+        """The faces of one split (e.g. ``train`` or ``probe``); ``people`` is kept whole."""
         keep = self.splits == split
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return FaceSet(**{k: (v if k == "people" else v[keep]) for k, v in fields.items()})

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_landmask.core.images import FORMATS, IMAGE_SUFFIXES
 from keras_landmask.errors import LandmaskError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SPLITS = ("train", "val", "test")
 
 
@@ -41,7 +41,7 @@ def discover_people(root: str | Path, min_images: int = 10, max_people: int = 0)
         elif any(f.is_file() for f in folder.iterdir()):
             others += 1
     if not people:
-        found = (f" ({others} sub-folder(s) hold only files that are not {'/'.join(IMAGE_SUFFIXES)})"
+        found = (f" ({others} sub-folder(s) hold only files that are not {FORMATS} images)"
                  if others else "")
         raise LandmaskError(f"data folder '{root}' holds no person folders with images{found}; {hint}")
     chosen = {name: files for name, files in people.items() if len(files) >= min_images}
@@ -98,6 +98,50 @@ def split_people(
         names = ["val"] * n_val + ["test"] * n_test + ["train"] * (n - n_val - n_test)
         samples += [Sample(path, person, label, split) for path, split in zip(files, names)]
     return samples
+
+
+def hold_out_people(people: dict[str, list[Path]], count: int, seed: int) -> tuple[dict, dict]:
+    """``(kept, held_out)``: ``count`` people drawn with ``seed`` are held out (for the open-set evaluation: never
+    trained on), the rest kept; both in name order. At least 2 people must stay on each side (or none held out)."""
+    if count == 0:
+        return people, {}
+    if count < 2 or count > len(people) - 2:
+        raise LandmaskError(f"data.openset_people={count} of {len(people)} people: hold out 0, or 2 to "
+                            f"{len(people) - 2} (2 or more must stay for training)")
+    names = sorted(people)
+    chosen = set(np.random.default_rng([seed, 0x0BE5]).choice(len(names), size=count, replace=False).tolist())
+    held = {n: people[n] for i, n in enumerate(names) if i in chosen}
+    return {n: files for n, files in people.items() if n not in held}, held
+
+
+def openset_samples(people: dict[str, list[Path]], enrol: int, seed: int, max_images_per_person: int = 0):
+    """The held-out people's photos, per person shuffled with ``seed``: the first ``enrol`` are split ``enrol``
+    (the 1-photo protocol uses the first), the rest ``probe``; labels index ``people`` in name order."""
+    samples = []
+    for label, (person, files) in enumerate(sorted(people.items())):
+        order = np.random.default_rng(np.random.SeedSequence([seed, _stable_hash(person), 1])).permutation(len(files))
+        files = [files[i] for i in order][:max_images_per_person or None]
+        if len(files) <= enrol:
+            raise LandmaskError(f"open-set person {person} has {len(files)} photos, not more than "
+                                f"data.openset_enrol={enrol}; lower data.openset_enrol")
+        samples += [Sample(path, person, label, "enrol" if i < enrol else "probe") for i, path in enumerate(files)]
+    return samples
+
+
+def unknown_samples(root: str | Path, count: int, seed: int, exclude: set[str]) -> list[Sample]:
+    """One photo each of ``count`` people from ``root`` (one sub-folder per person, e.g. LFW's single-photo
+    people), drawn with ``seed``, none named in ``exclude``: split ``unknown``, label -1 (never enrolled)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LandmaskError(f"unknown-faces folder '{root}' not found; set data.unknown_folder=DIR (one "
+                            "sub-folder of photos per person) or data.unknown_people=0")
+    people = {n: files for n, files in discover_people(root, 1).items() if n not in exclude}
+    if len(people) < count:
+        raise LandmaskError(f"'{root}' holds {len(people)} people not in the training data, "
+                            f"data.unknown_people={count} were asked for; lower it")
+    names = sorted(people)
+    chosen = sorted(np.random.default_rng([seed, 0x5EED]).choice(len(names), size=count, replace=False))
+    return [Sample(people[names[i]][0], names[i], -1, "unknown") for i in chosen]
 
 
 def _stable_hash(text: str) -> int:

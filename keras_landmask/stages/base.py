@@ -65,8 +65,8 @@ def run(context: StageContext) -> dict:
     backup = out / "backup"
     if not resumable(backup, context):  # a fresh start: forget the previous attempt's backup, log and best
         if backup.exists():
-            print(f"  starting afresh: the interrupted training in {backup} is dropped "
-                  + ("(--force; run without it to resume)" if context.force else "(made with other settings or inputs)"))
+            why = "(--force; run without it to resume)" if context.force else "(made with other settings or inputs)"
+            print(f"  starting afresh: the interrupted training in {backup} is dropped {why}")
         shutil.rmtree(backup, ignore_errors=True)
         model = context.run.base_file
         for stale in (out / "log.csv", model, model.with_name(model.name + ".best.json")):  # see BestRankOne

@@ -20,7 +20,7 @@ from keras_landmask.data.occluders import table1_probes
 from keras_landmask.evaluate import GalleryCache, fdm_embedder, identify, identify_masked
 from keras_landmask.io import atomic_write, write_json
 from keras_landmask.models.fdm import MaskDictionary, RegionOcclusion
-from keras_landmask.plots import contact_sheet, plot_table1
+from keras_landmask.plots import contact_sheet, plot_bars
 from keras_landmask.saliency import saliency_maps
 from keras_landmask.stages.context import StageContext
 
@@ -141,8 +141,9 @@ def write_table(table: dict, flagged: dict, out, stem: str, title: str) -> None:
             cells.append(cell + (f" ({paper:.1%})" if paper is not None else ""))
         lines.append(f"| {occlusion} | " + " | ".join(cells) + " |")
     atomic_write(out / f"{stem}.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
-    plot_table1({o: {s: r["rank1"] for s, r in row.items()} for o, row in table.items()}, PAPER_TABLE1,
-                maskings, out / f"{stem}.png", f"ours ({title})")
+    ours = {o: {s: r["rank1"] for s, r in row.items()} for o, row in table.items()}
+    plot_bars({f"rank-1, ours ({title})": ours, "rank-1, the paper (segmenter FDM)": PAPER_TABLE1}, maskings,
+              out / f"{stem}.png")
 
 
 def draw_saliency(recognizer, cosface, probes: dict, test: FaceSet, dictionary: MaskDictionary,

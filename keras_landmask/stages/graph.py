@@ -41,6 +41,8 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("prepare", "split, detect and align the faces; region layouts", ("data", "occlusion", "layout"),
           reads_data=True),
+    Stage("teacher", "the teacher's (dlib ResNet) embeddings of every prepared face, clean", ("teacher",),
+          needs=("prepare",)),
     Stage("base", "ResNet34 + CosFace recognizer", ("data", "occlusion", "model", "train"), needs=("prepare",)),
     Stage("pdsn", "a mask generator per region (PDSN)", ("train.seed", "pdsn"), needs=("prepare", "base")),
     Stage("dictionary", "binary mask dictionary per layout", ("train.seed", "pdsn.layouts", "pdsn.batch_size",
@@ -48,6 +50,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("segmenter", "U-Net occlusion segmenter", ("data", "occlusion", "segmenter"), needs=("prepare",)),
     Stage("evaluate", "Table 1 (oracle FDM, and the segmenter's once it has run)", ("occlusion", "pdsn.layouts"),
           needs=("prepare", "base", "dictionary"), optional=("segmenter",)),
+    Stage("openset", "open-set evaluation: people never trained on, 1 or 5 photos enrolled, unknowns rejected",
+          ("occlusion", "pdsn.layouts", "teacher"), needs=("prepare", "base", "dictionary"),
+          optional=("segmenter", "teacher")),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 
@@ -184,5 +189,6 @@ def describe_graph() -> str:
     for stage in STAGES:
         reads = ["the data folder"] if stage.reads_data else []
         reads += list(stage.needs) + [f"{name} (if finished)" for name in stage.optional]
-        lines.append(f"  {stage.name:<10} {stage.about}; reads {', '.join(reads)}; settings {', '.join(stage.sections)}")
+        settings = ", ".join(stage.sections)
+        lines.append(f"  {stage.name:<10} {stage.about}; reads {', '.join(reads)}; settings {settings}")
     return "\n".join(lines)

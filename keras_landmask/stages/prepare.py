@@ -1,7 +1,10 @@
-"""The ``prepare`` stage: LFW → split → aligned 128x96 crops → landmark layouts → occlusion checks.
+"""The ``prepare`` stage: LFW → held-out people and split → aligned 128x96 crops → layouts → occlusion checks.
 
-Writes to ``runs/<name>/prepare/``: ``split.csv``, ``faces.npz`` (a FaceSet), ``layouts.json``,
-``summary.json``, and the pictures ``layouts.png``, ``occlusions.png``, ``seg_labels.png``.
+``data.openset_people`` people are held out of every training stage for the open-set evaluation (their photos
+split ``enrol``/``probe``), with ``data.unknown_people`` never-enrolled people from ``data.unknown_folder``.
+Writes to ``runs/<name>/prepare/``: ``split.csv``, ``faces.npz`` (a FaceSet of the trained people),
+``openset.npz`` (a FaceSet of the held-out and unknown people), ``layouts.json``, ``summary.json``, and the
+pictures ``layouts.png``, ``occlusions.png``, ``seg_labels.png``.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ from keras_landmask.core.layouts import LandmarkStats, Layout, build_layouts, co
 from keras_landmask.data.build import build_faceset
 from keras_landmask.data.facemask import load_mask_templates
 from keras_landmask.data.faceset import FaceSet
-from keras_landmask.data.lfw import discover_people, split_people, write_split
+from keras_landmask.data.lfw import (discover_people, hold_out_people, openset_samples, split_people, unknown_samples,
+                                     write_split)
 from keras_landmask.data.occluders import occluder_catalogue, occlusion_columns
 from keras_landmask.data.seglabels import mask_iou, segmentation_label
 from keras_landmask.io import write_json
@@ -29,23 +33,33 @@ def run(context: StageContext) -> dict:
     cfg = context.config.data
     out = context.run.stage_dir("prepare")
     start = time.perf_counter()
-    people = discover_people(context.data_dir, cfg.min_images, cfg.max_people)
+    everyone = discover_people(context.data_dir, cfg.min_images, cfg.max_people)
+    people, held_out = hold_out_people(everyone, cfg.openset_people, cfg.seed)
     templates = load_mask_templates(context.masks_dir)  # before the slow work, so a bad folder fails fast
     samples = split_people(people, cfg.val_fraction, cfg.test_fraction, cfg.seed, cfg.max_images_per_person)
-    write_split(samples, out / "split.csv")
+    openset = openset_samples(held_out, cfg.openset_enrol, cfg.seed, cfg.max_images_per_person)
+    if openset and cfg.unknown_people:
+        openset += unknown_samples(cfg.unknown_folder, cfg.unknown_people, cfg.seed, set(everyone))
+    write_split(samples + openset, out / "split.csv")
 
     def make_detector():
         from keras_landmask.data.detect import FaceDetector
 
         return FaceDetector(cfg.detect_batch)
 
-    faces, unreadable, cached = build_faceset(
-        samples, list(people), cfg.alignment, cfg.crop_height, cfg.crop_width, context.cache_dir, make_detector,
-        cfg.detect_batch, context.progress,
-    )
-    for path in unreadable:
-        print(f"  skipped unreadable image: {path}")
-    _link_or_copy(cached, context.run.faces_file)
+    def aligned(chosen: list, names: list[str], target: Path, required_split: str):
+        faces, unreadable, cached = build_faceset(
+            chosen, names, cfg.alignment, cfg.crop_height, cfg.crop_width, context.cache_dir, make_detector,
+            cfg.detect_batch, context.progress, required_split)
+        for path in unreadable:
+            print(f"  skipped unreadable image: {path}")
+        _link_or_copy(cached, target)
+        return faces, unreadable
+
+    faces, unreadable = aligned(samples, list(people), context.run.faces_file, "train")
+    context.run.openset_file.unlink(missing_ok=True)
+    heldout_faces, heldout_unreadable = (aligned(openset, sorted(held_out), context.run.openset_file, "enrol")
+                                         if openset else (None, []))
     align_seconds = time.perf_counter() - start
 
     train = faces.subset("train")
@@ -63,8 +77,9 @@ def run(context: StageContext) -> dict:
         "n_images": int(len(faces)),
         "n_no_face": int(faces.no_face.sum()),
         "n_multi_face": int(faces.multi_face.sum()),
-        "n_unreadable": len(unreadable),
-        "unreadable": unreadable,
+        "n_unreadable": len(unreadable) + len(heldout_unreadable),
+        "unreadable": unreadable + heldout_unreadable,
+        "openset": openset_counts(heldout_faces),
         "split": {split: int((faces.splits == split).sum()) for split in ("train", "val", "test")},
         "coverage": {name: found for name, layout in layouts.items() if (found := coverage(layout, train.landmarks))},
         "seg_label_iou": seg_iou,
@@ -74,6 +89,14 @@ def run(context: StageContext) -> dict:
     print_summary(summary)
     return {**summary, "headline": f"{summary['n_people']} people, {summary['n_images']} images, "
                                    f"LM2 landmark coverage {summary['coverage']['LM2']['all']:.1%}"}
+
+
+def openset_counts(faces: FaceSet | None) -> dict:
+    """People and photos of the open-set evaluation (held-out people's enrol/probe photos, unknown people)."""
+    if faces is None:
+        return {"people": 0, "enrol": 0, "probe": 0, "unknown": 0}
+    return {"people": int(len(faces.people)),
+            **{split: int((faces.splits == split).sum()) for split in ("enrol", "probe", "unknown")}}
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -137,7 +160,12 @@ def print_summary(summary: dict) -> None:
         f"  no face found: {summary['n_no_face']} (centred fallback crop), several faces: {summary['n_multi_face']} "
         f"(nearest the centre kept), unreadable: {summary['n_unreadable']}"
     )
+    held = summary["openset"]
+    if held["people"]:
+        print(f"  open-set evaluation (never trained on): {held['people']} people, {held['enrol']} enrolment and "
+              f"{held['probe']} probe photos; {held['unknown']} unknown people to reject")
     for layout, regions in summary["coverage"].items():
         print(f"  {layout} landmark coverage: " + ", ".join(f"{k} {v:.1%}" for k, v in regions.items()))
     print("  seg-label IoU vs true mask: " + ", ".join(f"{k} {v:.3f}" for k, v in summary["seg_label_iou"].items()))
-    print("  written: split.csv, faces.npz, layouts.json, summary.json, layouts.png, occlusions.png, seg_labels.png")
+    print("  written: split.csv, faces.npz, openset.npz, layouts.json, summary.json, layouts.png, occlusions.png, "
+          "seg_labels.png")

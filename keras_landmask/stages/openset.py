@@ -1,0 +1,181 @@
+"""The ``openset`` stage: recognising people never trained on, the way a device is used (see ``keras_landmask.openset``).
+
+The held-out people of ``prepare`` (``openset.npz``) are enrolled from their first 1 and, separately, 5 photos
+(clean); their other photos are the probes and the never-enrolled people the unknowns, both clean and under
+every Table 1 occlusion. Columns: the base network with no FDM, with each layout's FDM (chosen by the segmenter
+once it has run, else by the true occlusion masks), and the teacher (dlib's ResNet) once the teacher stage has
+run: the anchor (on the clean, face mask and sunglasses rows). With an FDM, a probe's pattern masks the probe and the enrolled (or paired) photos alike.
+Writes ``runs/<name>/openset/``: ``openset.json`` (``{occlusion: {column: measures}}``), ``openset.md`` and
+``openset.png``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from keras_landmask.core.vectors import l2_normalise
+from keras_landmask.data.facemask import load_mask_templates
+from keras_landmask.data.faceset import FaceSet
+from keras_landmask.data.occluders import table1_probes
+from keras_landmask.evaluate import GalleryCache, fdm_embedder
+from keras_landmask.io import atomic_write, write_json
+from keras_landmask.models.fdm import MaskDictionary, RegionOcclusion
+from keras_landmask.openset import best_people, identification, verification
+from keras_landmask.plots import plot_bars
+from keras_landmask.stages.context import StageContext
+
+ENROLMENTS = (1, 5)  # photos enrolled per person
+FPIR, FAR = 0.01, 1e-3
+TEACHER_ROWS = ("clean", "face_mask", "sunglasses")  # dlib takes ~0.1 s a face: the anchor's rows
+
+# An embedder for one occlusion: (probe embeddings [N, D], groups of (probe rows, clean embeddings [N, D] under
+# those probes' FDM)) over all N open-set photos.
+Embedded = tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]
+
+
+def run(context: StageContext) -> dict:
+    if not context.run.openset_file.is_file():
+        return {"headline": "no held-out people (data.openset_people=0): nothing to measure"}
+    out = context.run.stage_dir("openset")
+    held = context.run.openset()
+    layouts = context.run.layouts()
+    probes = table1_probes(held, layouts, load_mask_templates(context.masks_dir), context.config.occlusion.seed)
+    columns, source = embedders(context, held, layouts)
+    table = {}
+    for occlusion, (images, masks) in probes.items():
+        table[occlusion] = {name: measure(embed(occlusion, images, masks), held, occlusion == "clean")
+                            for name, embed in columns.items() if name != "teacher" or occlusion in TEACHER_ROWS}
+        row = table[occlusion]
+        print(f"  {occlusion:>10}: " + "  ".join(f"{name} {m['rank1_1']:.1%}/{m['dir_1']:.1%}" for name, m in row.items())
+              + "  (rank-1 / DIR@1%, 1 photo)")
+    write_report(table, out, source)
+    headline = (f"{int((held.splits == 'probe').sum())} probes of {len(held.people)} people never trained on, 1 "
+                "photo enrolled; rank-1 clean / face mask: " + ", ".join(
+                    f"{name} {table['clean'][name]['rank1_1']:.1%} / {table['face_mask'][name]['rank1_1']:.1%}"
+                    for name in table["clean"]))
+    return {"table": table, "fdm_source": source, "headline": headline}
+
+
+def embedders(context: StageContext, held: FaceSet, layouts: dict) -> tuple[dict[str, Callable], str]:
+    """Column name → ``embed(occlusion, images, true_masks) -> Embedded``, and where the FDM's occlusion maps
+    come from."""
+    base = context.run.base_network()
+
+    def trunk(images):
+        return np.asarray(base.trunk.predict(images, batch_size=128, verbose=0))
+
+    def head(features):
+        return np.asarray(base.head.predict(features, batch_size=256, verbose=0))
+
+    clean_features = trunk(held.images)
+    if context.run.read_marker("segmenter"):
+        segmenter, source = context.run.segmenter(), "segmenter"
+        occlusion_map = lambda images, masks: np.asarray(segmenter.predict(images, batch_size=64, verbose=0))
+    else:
+        source = "oracle"
+        occlusion_map = lambda images, masks: masks[..., None].astype(np.float32)
+
+    clean_embeddings = head(clean_features)
+
+    def plain(occlusion, images, masks):
+        return head(trunk(images)), [(np.arange(len(images)), clean_embeddings)]
+
+    columns = {"none": plain}
+    for name in context.config.fdm_layouts:
+        layout = layouts[name]
+        masks = context.run.dictionary(layout)
+        dictionary = MaskDictionary(layout.region_names, masks.shape[1:], masks)
+        cache = GalleryCache(fdm_embedder(head, lambda p, d=dictionary: np.asarray(d(np.array([p], np.float32)))[0]),
+                             clean_features, held.labels)
+        columns[name] = masked(trunk, cache, RegionOcclusion.for_layout(layout), occlusion_map)
+    if context.run.read_marker("teacher"):
+        columns["teacher"] = teacher_column(context)
+    return columns, source
+
+
+def masked(trunk: Callable, cache: GalleryCache, regions: RegionOcclusion, occlusion_map: Callable) -> Callable:
+    """An FDM column: each probe's flagged regions choose the mask applied to it and to the clean photos."""
+    def embed(occlusion, images, masks):
+        features = trunk(images)
+        patterns = [tuple(int(v) for v in row) for row in np.asarray(regions(occlusion_map(images, masks)))]
+        groups, parts = [], []
+        for pattern in sorted(set(patterns)):
+            rows = np.array([i for i, p in enumerate(patterns) if p == pattern])
+            parts.append(cache.embed(features[rows], pattern))
+            groups.append((rows, cache.embeddings(pattern)))
+        embeddings = np.zeros((len(images), parts[0].shape[1]), np.float32)
+        for (rows, _), part in zip(groups, parts):
+            embeddings[rows] = part
+        return embeddings, groups
+    return embed
+
+
+def teacher_column(context: StageContext) -> Callable:
+    """The teacher: its stored clean embeddings of the open-set photos (the clean probes too), and its embeddings
+    of the occluded probes (cached, as the teacher stage caches the clean ones)."""
+    from keras_landmask.teacher import DlibTeacher, cached_embeddings
+
+    teacher = DlibTeacher.from_config(context.config.teacher)
+    clean = context.run.teacher_embeddings()["openset"]
+
+    def embed(occlusion, images, masks):
+        probes = clean if occlusion == "clean" else cached_embeddings(
+            teacher, images, context.cache_dir, context.progress, f"teacher ({occlusion})")["embeddings"]
+        return probes, [(np.arange(len(images)), clean)]
+    return embed
+
+
+def measure(embedded: Embedded, held: FaceSet, symmetric: bool) -> dict:
+    """Rank-1 and DIR at FPIR 1 % with 1 and 5 enrolled photos, and TAR at FAR 0.1 % over clean-vs-probe pairs
+    of all open-set photos (``symmetric``: the probes are the clean photos, so each pair counts once)."""
+    probe_embeddings, groups = embedded
+    labels = held.labels
+    probe_rows, unknown_rows = held.splits == "probe", held.splits == "unknown"
+    result = {}
+    for count in ENROLMENTS:
+        gallery = enrolment_rows(held, count)
+        best_labels, best_scores = np.zeros(len(labels), labels.dtype), np.zeros(len(labels), np.float32)
+        for rows, clean in groups:
+            best_labels[rows], best_scores[rows] = best_people(clean[gallery], labels[gallery], probe_embeddings[rows])
+        found = identification(best_labels[probe_rows], best_scores[probe_rows], labels[probe_rows],
+                               best_scores[unknown_rows], FPIR)
+        result.update({f"rank1_{count}": found["rank1"], f"dir_{count}": found["dir"]})
+    similarity = np.zeros((len(labels), len(labels)), np.float32)  # [clean photo i, probe j]
+    for rows, clean in groups:
+        similarity[:, rows] = l2_normalise(clean) @ l2_normalise(probe_embeddings[rows]).T
+    genuine = (labels[:, None] == labels[None, :]) & (labels[:, None] >= 0)
+    valid = np.triu(np.ones_like(genuine), 1) if symmetric else ~np.eye(len(labels), dtype=bool)
+    pairs = verification(similarity, genuine, valid, FAR)
+    result.update({"tar": pairs["tar"], "n_probes": int(probe_rows.sum()), "n_unknown": int(unknown_rows.sum()),
+                   "n_genuine_pairs": pairs["n_genuine"], "n_impostor_pairs": pairs["n_impostor"]})
+    return result
+
+
+def enrolment_rows(held: FaceSet, count: int) -> np.ndarray:
+    """Indices of the first ``count`` enrolment photos of each held-out person."""
+    rows = []
+    for person in np.unique(held.labels[held.splits == "enrol"]):
+        rows += np.flatnonzero((held.splits == "enrol") & (held.labels == person))[:count].tolist()
+    return np.array(rows)
+
+
+MEASURES = (("rank1_1", "rank-1, 1 photo"), ("dir_1", "DIR @ FPIR 1 %, 1 photo"), ("rank1_5", "rank-1, 5 photos"),
+            ("dir_5", "DIR @ FPIR 1 %, 5 photos"), ("tar", "TAR @ FAR 0.1 %"))
+
+
+def write_report(table: dict, out, source: str) -> None:
+    """``openset.json``, ``openset.md`` (one table per measure) and ``openset.png`` (rank-1 and DIR, 1 photo)."""
+    write_json(out / "openset.json", {"fdm_source": source, "fpir": FPIR, "far": FAR, "table": table})
+    columns = list(next(iter(table.values())))
+    first = next(iter(table.values()))[columns[0]]
+    lines = [f"# Open-set evaluation: {first['n_probes']} probes of people never trained on, "
+             f"{first['n_unknown']} unknown people; FDM from the {source}", ""]
+    for key, title in MEASURES:
+        lines += [f"## {title}", "", "| occlusion | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+        lines += [f"| {o} | " + " | ".join(f"{row[c][key]:.1%}" if c in row else "–" for c in columns) + " |"
+                  for o, row in table.items()]
+        lines.append("")
+    atomic_write(out / "openset.md", lambda tmp: tmp.write_text("\n".join(lines)))
+    plot_bars({title: {o: {c: m[key] for c, m in row.items()} for o, row in table.items()}
+               for key, title in MEASURES[:2]}, columns, out / "openset.png", legend="embedder")
