@@ -18,7 +18,8 @@ from export.convert import QUANTIZATIONS, check_builtin_ops, to_tflite
 from export.detector import APPLIED_QUANTIZATION, DETECTOR_SPEC, export_mtcnn
 from export.manifest import manifest_header, model_entry
 from export.parity import agreement, compare, keras_pair, pattern_embedder, table_rows, tflite_pair
-from export.threshold import calibrate_threshold, pattern_thresholds, verify_thresholds
+from export.threshold import (calibrate_threshold, openset_pattern_thresholds, openset_threshold,
+                              pattern_thresholds, verify_thresholds)
 from keras_landmask.core.align import TEMPLATE_128x96
 from keras_landmask.core.layouts import DEFAULT_LAYOUT, Layout
 from keras_landmask.core.manifest import MANIFEST_NAME
@@ -95,17 +96,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     exported_rows = table_rows(exported, gallery_maps, train.labels, probes, test.labels, layout)
     parity = {**compare(keras_rows, exported_rows, layout), **agreement(keras, exported, probes["clean"][:64]),
               "target_max_drop_points": 1.0}
-    log("calibrating identification and verification thresholds on the validation split (clean, and per "
-        "occlusion pattern)")
     embed = pattern_embedder(exported.masked_head)
-    clean = (0,) * len(layouts[layout].regions)
-    val_maps = exported.features(val.images)[0]
-    threshold = calibrate_threshold(embed(gallery_maps, clean), train.labels, embed(val_maps, clean), val.labels)
-    val_probes = {name: images for name, (images, _) in table1_probes(val, layouts, templates,
-                                                                      config.occlusion.seed).items() if name != "clean"}
-    threshold["per_pattern"] = pattern_thresholds(exported.features, embed, gallery_maps, train.labels, val_probes,
-                                                  val.labels)
-    threshold["verify"] = verify_thresholds(exported.features, embed, val_maps, val.labels, val_probes, len(clean))
+    threshold = calibrate(run, exported, embed, (train, gallery_maps), val, layouts, templates, config.occlusion.seed,
+                          len(layouts[layout].regions), log)
 
     manifest = {
         **manifest_header(quantize),
@@ -122,6 +115,54 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     }
     write_json(out / MANIFEST_NAME, manifest)
     return manifest
+
+
+def calibrate(run: RunFolder, exported, embed, gallery: tuple, val: FaceSet, layouts: dict, templates, seed: int,
+              regions: int, log) -> dict:
+    """The manifest's ``threshold``: identification (clean, and ``per_pattern``) and ``verify`` thresholds, on
+    the run's open-set split when it has one (held-out people and unknowns), else on the validation split
+    against the train gallery (``gallery``: the train FaceSet and its exported feature maps)."""
+    clean = (0,) * regions
+    held = run.openset() if run.openset_file.is_file() else None
+    if held is not None and (held.splits == "unknown").any() and (held.splits == "probe").any():
+        log("calibrating identification and verification thresholds on the open-set split (people never trained "
+            "on, unknown people; clean, and per occlusion pattern)")
+        enrol = held.subset("enrol")
+        first = np.unique(enrol.labels, return_index=True)[1]  # one enrolment photo per person
+        probe, unknown = held.subset("probe"), held.subset("unknown")
+        enrol_maps, probe_maps, unknown_maps = (exported.features(f.images[rows])[0] for f, rows in
+                                                ((enrol, first), (probe, slice(None)), (unknown, slice(None))))
+        threshold = openset_threshold(embed(enrol_maps, clean), enrol.labels[first], embed(probe_maps, clean),
+                                      probe.labels, embed(unknown_maps, clean))
+        occluded = {name: occluded_probes(f, layouts, templates, seed) for name, f in (("probe", probe),
+                                                                                          ("unknown", unknown))}
+        threshold["per_pattern"] = openset_pattern_thresholds(
+            exported.features, embed, enrol_maps, enrol.labels[first], occluded["probe"], probe.labels,
+            occluded["unknown"])
+        pairs = np.concatenate([probe_maps, unknown_maps])
+        pair_labels = np.concatenate([probe.labels, -1 - np.arange(len(unknown))])  # every unknown a person of one
+        pair_probes = {name: np.concatenate([occluded["probe"][name], occluded["unknown"][name]])
+                       for name in occluded["probe"]}
+        threshold["verify"] = verify_thresholds(exported.features, embed, pairs, pair_labels, pair_probes, regions)
+        threshold["verify"]["split"] = ("all pairs of the open-set probes and unknown people's photos (people never "
+                                        "trained on), clean faces")
+        return threshold
+    log("calibrating identification and verification thresholds on the validation split (the run has no open-set "
+        "split; clean, and per occlusion pattern)")
+    train, gallery_maps = gallery
+    val_maps = exported.features(val.images)[0]
+    threshold = calibrate_threshold(embed(gallery_maps, clean), train.labels, embed(val_maps, clean), val.labels)
+    val_probes = occluded_probes(val, layouts, templates, seed)
+    threshold["per_pattern"] = pattern_thresholds(exported.features, embed, gallery_maps, train.labels, val_probes,
+                                                  val.labels)
+    threshold["verify"] = verify_thresholds(exported.features, embed, val_maps, val.labels, val_probes, regions)
+    return threshold
+
+
+def occluded_probes(faces: FaceSet, layouts: dict, templates, seed: int) -> dict[str, np.ndarray]:
+    """Name → ``uint8 [N, H, W, 3]``: ``faces`` under each Table 1 occlusion (clean left out)."""
+    return {name: images for name, (images, _) in table1_probes(faces, layouts, templates, seed).items()
+            if name != "clean"}
 
 
 def keras_reference(run: RunFolder, layout: str, compute) -> dict:

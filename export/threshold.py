@@ -1,4 +1,10 @@
-"""The thresholds of the runtime's two decisions, calibrated on the run's validation split.
+"""The thresholds of the runtime's two decisions, calibrated on the run's open-set split where it has one
+(``openset_threshold``: people never trained on, and unknown people to reject, as a device meets them), else on
+its validation split (the functions below it).
+
+Open set (1:N): the held-out people enrolled from one photo each; the threshold is the best score exceeded by
+only ``false_accept_rate`` of the *unknown* people's photos (FPIR), and the true accept rate is the share of the
+held-out people's other photos whose best person is right and scores at least that (DIR).
 
 Identification (1:N, below the threshold a face is "unknown"): validation faces against the train-split
 gallery. Each probe gives a *genuine* score (its best cosine similarity to its own person's gallery faces) and
@@ -17,6 +23,42 @@ from __future__ import annotations
 import numpy as np
 
 from keras_landmask.core.vectors import l2_normalise
+from keras_landmask.openset import best_people
+
+OPENSET_SPLIT = ("open set: people never trained on, 1 enrolment photo each, their other photos as probes; the "
+                 "unknown people's photos as impostors")
+
+
+def openset_threshold(gallery: np.ndarray, gallery_labels: np.ndarray, probes: np.ndarray,
+                      probe_labels: np.ndarray, unknowns: np.ndarray, false_accept_rate: float = 0.01) -> dict:
+    """``gallery [G, D]`` (enrolled), ``probes [P, D]`` (enrolled people's other photos) and ``unknowns [U, D]``
+    (never enrolled) → ``{threshold, false_accept_rate (of unknowns), true_accept_rate (DIR), n_probes,
+    n_unknown, split}``."""
+    labels, scores = best_people(gallery, gallery_labels, probes)
+    _, unknown_scores = best_people(gallery, gallery_labels, unknowns)
+    threshold = float(np.quantile(unknown_scores, 1.0 - false_accept_rate))
+    return {
+        "threshold": round(threshold, 4),
+        "false_accept_rate": float((unknown_scores >= threshold).mean()),
+        "true_accept_rate": float(((labels == probe_labels) & (scores >= threshold)).mean()),
+        "n_probes": int(len(probes)),
+        "n_unknown": int(len(unknowns)),
+        "split": OPENSET_SPLIT,
+    }
+
+
+def openset_pattern_thresholds(features, embed, gallery_maps: np.ndarray, gallery_labels: np.ndarray,
+                               probes: dict[str, np.ndarray], probe_labels: np.ndarray,
+                               unknowns: dict[str, np.ndarray], min_probes: int = 30,
+                               false_accept_rate: float = 0.01) -> dict[str, dict]:
+    """``openset_threshold`` per occlusion pattern: ``probes`` and ``unknowns`` are the held-out probes and the
+    unknown photos under synthetic occlusions (name → images), grouped by the pattern ``features`` finds; a
+    pattern gets an entry when both have at least ``min_probes`` photos of it."""
+    known, strangers = by_pattern(features, probes, min_probes), by_pattern(features, unknowns, min_probes)
+    return {",".join(map(str, pattern)): openset_threshold(
+                embed(gallery_maps, pattern), gallery_labels, embed(maps, pattern), probe_labels[index],
+                embed(strangers[pattern][0], pattern), false_accept_rate)
+            for pattern, (maps, index) in known.items() if pattern in strangers}
 
 
 def calibrate_threshold(gallery: np.ndarray, gallery_labels: np.ndarray, probes: np.ndarray,

@@ -94,6 +94,10 @@ class RunFolder:
         return self.folder("prepare") / "openset.npz"
 
     @property
+    def unlabelled_file(self) -> Path:
+        return self.folder("unlabelled") / "faces.npz"
+
+    @property
     def teacher_file(self) -> Path:
         return self.folder("teacher") / "embeddings.npz"
 
@@ -128,9 +132,16 @@ class RunFolder:
 
         return FaceSet.load(self.require("prepare", self.openset_file.name))
 
+    def unlabelled(self):
+        """The unlabelled ``FaceSet`` (label -1, split ``unlabelled``), or None when the stage found none."""
+        from keras_landmask.data.faceset import FaceSet
+
+        self.require("unlabelled", "summary.json")
+        return FaceSet.load(self.unlabelled_file) if self.unlabelled_file.is_file() else None
+
     def teacher_embeddings(self) -> dict[str, np.ndarray]:
         """The teacher's clean embeddings: ``faces`` ``float32 [N, D]`` (rows of ``faces()``) and ``openset``
-        ``[M, D]`` (rows of ``openset()``), unit length."""
+        ``[M, D]`` (rows of ``openset()``), ``unlabelled`` ``[U, D]`` (rows of ``unlabelled()``), unit length."""
         with np.load(self.require("teacher", self.teacher_file.name)) as data:
             return {name: data[name] for name in data.files}
 

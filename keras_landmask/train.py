@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(STAGE_NAMES),
         help=f"comma-separated stages to run, in pipeline order; available: {', '.join(STAGE_NAMES)} (default: all)",
     )
+    parser.add_argument("--unlabelled", action="append", default=[], metavar="DIR",
+                        help="a folder of face photos without names to distil on as well (repeatable; searched "
+                        "recursively; sets unlabelled.folders)")
     parser.add_argument("--plan", action="store_true",
                         help="say what would run and why (which setting or upstream stage changed), then stop")
     parser.add_argument("--config", help="YAML file overriding profile values, e.g. {data: {alignment: box}}")
@@ -100,6 +103,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
     chosen = parse_stages(args.stages)
     config = load_config(args.profile, args.config, args.set)
     resolve_folders(config, args.data)
+    config.unlabelled.folders = [str(Path(f).expanduser().resolve()) for f in config.unlabelled.folders + args.unlabelled]
     runs_dir = Path(args.runs_dir)
     if args.strategy == "multiworker" and not args.plan:
         from keras_landmask.distribute import make_strategy, worker_runs_dir

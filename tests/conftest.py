@@ -41,6 +41,16 @@ def face_detector():
 
 
 @pytest.fixture(scope="session")
+def teacher():
+    """dlib's face ResNet as the teacher (skipped where dlib or its model files are not installed)."""
+    pytest.importorskip("dlib")
+    pytest.importorskip("face_recognition_models")
+    from keras_landmask.teacher import DlibTeacher
+
+    return DlibTeacher()
+
+
+@pytest.fixture(scope="session")
 def raw_faces(lfw_root, face_detector):
     """Up to 5 images of each test person: ``(images RGB uint8 list, detections list)``, all with a face."""
     from keras_landmask.data.build import read_rgb
@@ -87,11 +97,11 @@ def smoke_run(tmp_path_factory, lfw_root, masks_dir):
 
 @pytest.fixture(scope="session")
 def smoke_base(smoke_run):
-    """The smoke run's base stage folder, trained."""
+    """The smoke run's base stage folder, trained (distilled from the teacher, on the unlabelled faces too)."""
     from keras_landmask.train import main
 
     run, args = smoke_run
-    assert main(with_stages(args, "base")) == 0
+    assert main(with_stages(args, "unlabelled,teacher,base")) == 0
     return run / "base"
 
 

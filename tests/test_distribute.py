@@ -88,7 +88,8 @@ def cli_args(tmp_path_factory, lfw_root, masks_dir):
     """Arguments of a 3-epoch smoke run of both stages, with a detection cache shared by this module's runs."""
     cache = tmp_path_factory.mktemp("distribute-cache")
     return ["--data", str(lfw_root), "--profile", "smoke", "--stages", "prepare,base", "--cache-dir", str(cache),
-            "--no-progress", "--set", f"occlusion.masks_dir={masks_dir}", "--set", "train.epochs=3"]
+            "--no-progress", "--set", f"occlusion.masks_dir={masks_dir}", "--set", "train.epochs=3",
+            "--set", "train.teacher=none"]
 
 
 def _train_command(*args):

@@ -53,7 +53,7 @@ def cli(tmp_path):
 
 def test_evaluate_reruns_once_the_segmenter_has_finished(cli, ran):
     """The README's order: without a segmenter, then the segmenter, then the whole command again."""
-    assert cli("prepare,teacher,base") == 0
+    assert cli("prepare,unlabelled,teacher,base") == 0
     assert cli("pdsn,dictionary,evaluate") == 0
     assert cli("segmenter") == 0
     ran.clear()

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from export.threshold import calibrate_threshold, pair_threshold, pattern_thresholds, verify_thresholds
+from export.threshold import (calibrate_threshold, openset_threshold, pair_threshold, pattern_thresholds,
+                              verify_thresholds)
 
 
 def _people(rng, n_people=20, per_person=4, noise=0.3, dim=16):
@@ -23,6 +24,21 @@ def test_threshold_accepts_the_asked_share_of_impostors():
     assert 0 < result["true_accept_rate"] <= 1 and result["n_probes"] == len(probes)
     stricter = calibrate_threshold(gallery, gallery_labels, probes, probe_labels, false_accept_rate=0.01)
     assert stricter["threshold"] >= result["threshold"]
+
+
+def test_openset_threshold_is_set_by_the_unknown_people():
+    """Known answer: unknown people's best scores are 0.0..0.99 in steps of 0.01; at 5 % of them accepted the
+    threshold lies between the 95th and 96th best, and known probes above it count as detected."""
+    gallery = np.eye(2, 3)
+    labels = np.array([0, 1])
+    angles = np.linspace(0.0, 0.99, 100)
+    unknowns = np.stack([angles, np.zeros(100), np.sqrt(1 - angles**2)], axis=1)  # cosine to person 0 = angle
+    probes = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, np.sqrt(0.75)], [0.9, 0.1, 0.0]])  # 0 strong, 1 weak, 0 strong
+    result = openset_threshold(gallery, labels, probes, np.array([0, 1, 0]), unknowns, false_accept_rate=0.05)
+    assert 0.94 <= result["threshold"] <= 0.95
+    assert result["false_accept_rate"] == pytest.approx(0.05)
+    assert result["true_accept_rate"] == pytest.approx(2 / 3)  # the weak probe of person 1 is rejected
+    assert result["n_unknown"] == 100 and "open set" in result["split"]
 
 
 def test_patterns_with_enough_probes_get_their_own_threshold():

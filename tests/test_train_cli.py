@@ -134,7 +134,7 @@ def test_interrupted_training_resumes_where_it_stopped(smoke_run, tmp_path, monk
     run, args = smoke_run
     copy = tmp_path / "runs" / "resume"
     shutil.copytree(run / "prepare", copy / "prepare")
-    stage_args = with_stages(args, "base")
+    stage_args = with_stages(args, "base") + ["--set", "train.teacher=none"]  # CosFace only: no teacher stage
     stage_args[stage_args.index("--runs-dir") + 1] = str(tmp_path / "runs")
     stage_args[stage_args.index("--run") + 1] = "resume"
     original = BestRankOne.on_epoch_end
@@ -155,7 +155,8 @@ def test_interrupted_training_resumes_where_it_stopped(smoke_run, tmp_path, monk
 
 def test_batch_larger_than_the_train_split_is_a_clear_error(smoke_run, capsys):
     _, args = smoke_run
-    stage_args = with_stages(args, "base") + ["--set", "train.batch_size=1000", "--force"]
+    stage_args = with_stages(args, "base") + ["--set", "train.batch_size=1000", "--set", "train.teacher=none",
+                                              "--force"]
     assert main(stage_args) == 2
     assert "fewer than one batch" in capsys.readouterr().err
 

@@ -33,9 +33,11 @@ def read_rgb(path: Path) -> np.ndarray | None:
         return None
 
 
-def check_readable(samples: list[Sample], readable: np.ndarray, split: str = "train") -> None:
+def check_readable(samples: list[Sample], readable: np.ndarray, split: str | None = "train") -> None:
     """``LandmaskError`` unless at least 2 people keep a readable image in ``split`` (unreadable files are
-    skipped and counted, but a folder of them cannot be trained on, or enrolled from)."""
+    skipped and counted, but a folder of them cannot be trained on, or enrolled from); None: no check."""
+    if split is None:
+        return
     people = {s.person for s, ok in zip(samples, readable) if ok and s.split == split}
     if len(people) >= 2:
         return
@@ -103,7 +105,7 @@ def build_faceset(
     make_detector: Callable,
     detect_batch: int = 32,
     progress: bool = True,
-    required_split: str = "train",
+    required_split: str | None = "train",
 ) -> tuple[FaceSet, list[str], Path]:
     """Aligned crops of all readable samples, the paths of the unreadable ones (skipped), and the
     cache file holding the FaceSet; at least 2 people must keep a readable image in ``required_split``."""

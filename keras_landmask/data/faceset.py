@@ -39,6 +39,14 @@ class FaceSet:
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return FaceSet(**{k: (v if k == "people" else v[keep]) for k, v in fields.items()})
 
+    @classmethod
+    def concatenate(cls, parts: list["FaceSet"]) -> "FaceSet":
+        """The faces of ``parts`` in order, with the first part's ``people`` (the others' labels must index it or
+        be -1)."""
+        fields = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{k: (parts[0].people if k == "people" else np.concatenate([getattr(p, k) for p in parts]))
+                      for k in fields})
+
     def save(self, path: str | Path) -> Path:
         return write_npz(path, **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 

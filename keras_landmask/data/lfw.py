@@ -73,6 +73,19 @@ def folder_digest(root: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def tree_digest(folders: list[str | Path]) -> str:
+    """16 hex digits over every image's path (relative to its folder) and size under ``folders``, recursively
+    (``missing`` for a folder that does not exist)."""
+    digest = hashlib.sha256()
+    for root in map(Path, folders):
+        if not root.is_dir():
+            digest.update(f"{root}:missing;".encode())
+            continue
+        for file in sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
+            digest.update(f"{file.relative_to(root)}:{file.stat().st_size};".encode())
+    return digest.hexdigest()[:16]
+
+
 def split_people(
     people: dict[str, list[Path]],
     val_fraction: float = 0.15,

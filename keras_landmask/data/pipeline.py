@@ -41,25 +41,39 @@ def occlusion_function(occluders: dict, probability: float, seed: int):
 
 
 def training_dataset(faces: FaceSet, batch_size: int, seed: int, occluders: dict | None = None,
-                     occlusion_probability: float = 0.0) -> tf.data.Dataset:
-    """Shuffled, augmented, repeated-per-epoch batches of ``((image, label), label)``."""
-    dataset = tf.data.Dataset.from_tensor_slices((faces.images, faces.landmarks, faces.labels.astype(np.int32)))
+                     occlusion_probability: float = 0.0, targets: np.ndarray | None = None) -> tf.data.Dataset:
+    """Shuffled, augmented, repeated-per-epoch batches.
+
+    Without ``targets``: ``((image, label), label)``. With ``targets float32 [N, D]`` (the teacher's embedding of
+    each clean face): ``((image, label), {"cosface": label, "teacher": target}, {"cosface": w, "teacher": 1})``,
+    ``w`` 1 for a labelled face and 0 for an unlabelled one (label -1, given 0 so CosFace can run on it).
+    The occlusion and augmentation apply to the image only: the target stays the clean face's.
+    """
+    labels = faces.labels.astype(np.int32)
+    columns = (faces.images, faces.landmarks, np.maximum(labels, 0))
+    if targets is not None:
+        columns += (np.asarray(targets, np.float32), (labels >= 0).astype(np.float32))
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
     dataset = dataset.shuffle(len(faces), seed=seed, reshuffle_each_iteration=True)
     if occluders and occlusion_probability > 0:
         occlude = occlusion_function(occluders, occlusion_probability, seed)
         shape = faces.images.shape[1:]
 
-        def add_occlusion(image, landmarks, label):
+        def add_occlusion(image, landmarks, *rest):
             image = tf.numpy_function(occlude, [image, landmarks], tf.uint8, stateful=True)
-            return tf.ensure_shape(image, shape), landmarks, label
+            return (tf.ensure_shape(image, shape), landmarks, *rest)
 
         dataset = dataset.map(add_occlusion, num_parallel_calls=1)
     augmenter = photometric_geometric_augmenter(seed)
 
-    def augment(images, landmarks, labels):
+    def augment(images, landmarks, labels, *rest):
         images = augmenter(tf.cast(images, tf.float32), training=True)
         images = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
-        return (images, labels), labels
+        if not rest:
+            return (images, labels), labels
+        teacher, labelled = rest
+        return ((images, labels), {"cosface": labels, "teacher": teacher},
+                {"cosface": labelled, "teacher": tf.ones_like(labelled)})
 
     dataset = dataset.batch(batch_size, drop_remainder=True).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -13,6 +13,8 @@ import keras
 
 from keras_landmask.errors import LandmaskError
 from keras_landmask.models.cosface import CosFace
+from keras_landmask.models.dlib_resnet import (CHIP_BOXES, dlib_head, dlib_trunk,  # registers PadAdd for loading
+                                               read_dlib_weights)
 from keras_landmask.models.embedding_head import embedding_head
 from keras_landmask.models.resnet import resnet_trunk
 from keras_landmask.models.saving import load_keras_file
@@ -37,11 +39,24 @@ def _assemble(trunk: keras.Model, head: keras.Model, cosface: CosFace) -> BaseNe
 
 def build_base_network(
     n_classes: int, height: int = 128, width: int = 96, base_width: int = 64, embedding_dim: int = 512,
-    dropout: float = 0.4, scale: float = 64.0, margin: float = 0.35,
+    dropout: float = 0.4, scale: float = 64.0, margin: float = 0.35, backbone: str = "resnet34",
+    alignment: str = "box",
 ) -> BaseNetwork:
-    """A fresh ResNet34 + embedding head + CosFace base network for ``n_classes`` identities."""
-    trunk = resnet_trunk(height, width, base_width)
-    head = embedding_head(tuple(trunk.output_shape[1:]), embedding_dim, dropout)
+    """A base network + CosFace for ``n_classes`` identities: ``backbone`` "resnet34" (fresh ResNet34 trunk and
+    embedding head of ``base_width`` / ``embedding_dim`` / ``dropout``) or "dlib" (dlib's face ResNet with its
+    trained weights, ``models/dlib_resnet.py``, its face chip cut from crops of ``alignment``; needs the teacher's
+    model files)."""
+    if backbone == "dlib":
+        from keras_landmask.teacher import model_paths
+
+        weights = read_dlib_weights(model_paths()["descriptor"])
+        trunk = dlib_trunk(weights, height, width, CHIP_BOXES[alignment])
+        head = dlib_head(weights, tuple(trunk.output_shape[1:]))
+    elif backbone == "resnet34":
+        trunk = resnet_trunk(height, width, base_width)
+        head = embedding_head(tuple(trunk.output_shape[1:]), embedding_dim, dropout)
+    else:
+        raise LandmaskError(f"unknown backbone '{backbone}'; choose 'dlib' or 'resnet34'")
     return _assemble(trunk, head, CosFace(n_classes, scale, margin, name="cosface"))
 
 

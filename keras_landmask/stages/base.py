@@ -1,5 +1,10 @@
-"""The ``base`` stage: train ResNet34 + CosFace on the train split, select by validation rank-1,
-and report rank-1 / rank-5 on val and test (gallery = train split, paper §4.3, §5.1).
+"""The ``base`` stage: train the recognizer, select it by validation rank-1, and report rank-1 / rank-5 on val
+and test (gallery = train split, paper §4.3, §5.1).
+
+``train.teacher`` "none" is the paper's recipe: CosFace on the labelled train split. "dlib" distils the teacher:
+the student learns the teacher's embedding of each clean face from the augmented face, occluded with
+probability ``train.occlusion_augment`` (``models/distillation.py``), on the train split *and* the unlabelled
+faces, with CosFace on the labelled ones as a second term (``train.distill_weight``, ``train.cosface_weight``).
 
 Writes to ``runs/<name>/base/``: ``model.keras`` (best on val rank-1), ``log.csv`` and ``training.png``
 (per epoch), ``metrics.json``, ``per_identity.csv``, and ``backup/`` while training (resume after a crash).
@@ -23,6 +28,7 @@ from keras_landmask.errors import LandmaskError
 from keras_landmask.evaluate import identify
 from keras_landmask.io import write_json
 from keras_landmask.models.base_network import build_base_network
+from keras_landmask.models.distillation import TeacherDistance, distillation_model, stranger_distance
 from keras_landmask.plots import plot_training_log
 from keras_landmask.stages.context import StageContext
 
@@ -55,7 +61,8 @@ def run(context: StageContext) -> dict:
     out = context.run.stage_dir("base")
     faces = context.run.faces()
     train, val, test = (faces.subset(s) for s in ("train", "val", "test"))
-    steps = len(train) // train_cfg.batch_size
+    learn, targets = training_faces(context, train)
+    steps = len(learn) // train_cfg.batch_size
     if steps == 0:
         raise LandmaskError(f"the train split has {len(train)} images, fewer than one batch "
                             f"({train_cfg.batch_size}); lower train.batch_size")
@@ -79,15 +86,14 @@ def run(context: StageContext) -> dict:
         recognizer = build_base_network(
             len(faces.people), cfg.data.crop_height, cfg.data.crop_width, model_cfg.base_width,
             model_cfg.embedding_dim, model_cfg.dropout, model_cfg.cosface_scale, model_cfg.cosface_margin,
+            model_cfg.backbone, cfg.data.alignment,
         )
-        recognizer.train_model.compile(
-            optimizer=make_optimizer(train_cfg, steps),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")],
-        )
+        if model_cfg.backbone == "dlib":  # a pretrained embedder: CosFace starts from each person's mean
+            start_centres_at_means(recognizer, train)
+        fitted = compiled_model(recognizer, train_cfg, steps, targets)
     occluders = context.occluders() if train_cfg.occlusion_augment > 0 else None
-    dataset = shard_by_data(training_dataset(train, train_cfg.batch_size, train_cfg.seed, occluders,
-                                             train_cfg.occlusion_augment))
+    dataset = shard_by_data(training_dataset(learn, train_cfg.batch_size, train_cfg.seed, occluders,
+                                             train_cfg.occlusion_augment, targets))
     best = BestRankOne(recognizer.embedder, train, val, context.run.base_file, train_cfg.eval_every,
                        train_cfg.patience)
     callbacks = [  # backup last: an epoch counts as done only once it is selected and logged
@@ -97,9 +103,10 @@ def run(context: StageContext) -> dict:
         keras.callbacks.BackupAndRestore(str(backup)),
     ]
     print(f"  {len(train)} train / {len(val)} val / {len(test)} test images, {len(faces.people)} people, "
-          f"{recognizer.train_model.count_params():,} parameters, strategy '{context.strategy}'")
+          f"{len(learn) - len(train)} unlabelled, backbone '{model_cfg.backbone}', teacher '{train_cfg.teacher}', "
+          f"{fitted.count_params():,} parameters, strategy '{context.strategy}'")
     start = time.perf_counter()
-    history = recognizer.train_model.fit(dataset, epochs=train_cfg.epochs, callbacks=callbacks, shuffle=False,
+    history = fitted.fit(dataset, epochs=train_cfg.epochs, callbacks=callbacks, shuffle=False,
                                          verbose=1 if context.progress else 2)
     seconds = time.perf_counter() - start
     if not chief:
@@ -116,12 +123,65 @@ def run(context: StageContext) -> dict:
         "train_seconds": round(seconds, 1),
         "train_images_per_second": round(len(history.history.get("loss", [])) * steps * train_cfg.batch_size
                                          / max(seconds, 1e-9), 1),
+        "backbone": model_cfg.backbone,
+        "teacher": train_cfg.teacher,
+        "n_unlabelled": len(learn) - len(train),
         "parameters": int(model.train_model.count_params()),
     })
     write_json(out / "metrics.json", metrics)
     print(f"  rank-1 val {metrics['val']['rank1']:.2%} test {metrics['test']['rank1']:.2%}, "
           f"rank-5 test {metrics['test']['rank5']:.2%} (best epoch {metrics['best_epoch']}, {seconds / 60:.1f} min)")
     return {**metrics, "headline": f"test rank-1 {metrics['test']['rank1']:.1%}, rank-5 {metrics['test']['rank5']:.1%}"}
+
+
+def training_faces(context: StageContext, train: FaceSet) -> tuple[FaceSet, np.ndarray | None]:
+    """The faces to train on and, when distilling, the teacher's embedding of each (``float32 [N, 128]``): the
+    train split, then the unlabelled faces (distillation only)."""
+    if context.config.train.teacher == "none":
+        return train, None
+    if not context.run.read_marker("teacher"):
+        raise LandmaskError("train.teacher=dlib distils the teacher's embeddings: run the 'teacher' stage first "
+                            "(leave --stages out to run the whole pipeline), or --set train.teacher=none")
+    teacher = context.run.teacher_embeddings()
+    faces = context.run.faces()
+    parts, targets = [train], [teacher["faces"][faces.splits == "train"]]
+    unlabelled = context.run.unlabelled() if context.run.read_marker("unlabelled") else None
+    if unlabelled is not None and len(unlabelled):
+        if len(teacher["unlabelled"]) != len(unlabelled):
+            raise LandmaskError("the teacher's embeddings do not match the unlabelled faces: rerun the 'teacher' "
+                                "stage (leave --stages out to run the whole pipeline)")
+        parts.append(unlabelled)
+        targets.append(teacher["unlabelled"])
+    return FaceSet.concatenate(parts), np.concatenate(targets)
+
+
+def start_centres_at_means(recognizer, train: FaceSet) -> None:
+    """Set the CosFace class centres to each person's mean unit embedding of the train split, so a classifier
+    on a pretrained embedder starts trained (at a fine-tune's learning rate random centres barely move)."""
+    embeddings = embed(recognizer.embedder, train.images)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    cosface = recognizer.train_model.get_layer("cosface")
+    centres = np.zeros(tuple(cosface.centres.shape), np.float32)  # [D, n_classes]
+    for label in np.unique(train.labels):
+        centres[:, label] = embeddings[train.labels == label].mean(axis=0)
+    cosface.centres.assign(centres)
+
+
+def compiled_model(recognizer, train_cfg, steps: int, targets: np.ndarray | None) -> keras.Model:
+    """The model ``fit`` trains: the CosFace recognizer, or (with ``targets``) the distillation model with its
+    two weighted losses; both share the recognizer's layers."""
+    optimizer = make_optimizer(train_cfg, steps)
+    cosface_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="acc")
+    if targets is None:
+        recognizer.train_model.compile(optimizer=optimizer, loss=cosface_loss, metrics=[accuracy])
+        return recognizer.train_model
+    model = distillation_model(recognizer, targets.shape[1])
+    model.compile(optimizer=optimizer,
+                  loss={"cosface": cosface_loss, "teacher": TeacherDistance(stranger_distance(targets))},
+                  loss_weights={"cosface": train_cfg.cosface_weight, "teacher": train_cfg.distill_weight},
+                  weighted_metrics={"cosface": [accuracy]})
+    return model
 
 
 def evaluate_recognizer(embedder: keras.Model, gallery: FaceSet, probe_sets: dict[str, FaceSet], per_identity_path,

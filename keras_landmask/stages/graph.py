@@ -15,6 +15,7 @@ import json
 import uuid
 
 from keras_landmask.config import Config
+from keras_landmask.data.lfw import tree_digest
 from keras_landmask.errors import LandmaskError
 from keras_landmask.runs import RunFolder
 
@@ -29,6 +30,7 @@ class Stage:
     needs: tuple[str, ...] = ()  # stages whose outputs it reads (they must have finished)
     optional: tuple[str, ...] = ()  # stages whose outputs it reads when they have finished
     reads_data: bool = False  # reads the data folder's files itself
+    folders: tuple[str, ...] = ()  # config keys naming more folders it reads (their files' digest joins its key)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -41,9 +43,14 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("prepare", "split, detect and align the faces; region layouts", ("data", "occlusion", "layout"),
           reads_data=True),
+    Stage("unlabelled", "detect and align faces without names, for distillation",
+          ("unlabelled", "data.unknown_folder", "data.unknown_people", "data.seed", "data.alignment",
+           "data.crop_height", "data.crop_width"), needs=("prepare",),
+          folders=("data.unknown_folder", "unlabelled.folders")),
     Stage("teacher", "the teacher's (dlib ResNet) embeddings of every prepared face, clean", ("teacher",),
-          needs=("prepare",)),
-    Stage("base", "ResNet34 + CosFace recognizer", ("data", "occlusion", "model", "train"), needs=("prepare",)),
+          needs=("prepare",), optional=("unlabelled",)),
+    Stage("base", "the recognizer: dlib's ResNet distilled from the teacher, or ResNet34 + CosFace",
+          ("data", "occlusion", "model", "train"), needs=("prepare",), optional=("unlabelled", "teacher")),
     Stage("pdsn", "a mask generator per region (PDSN)", ("train.seed", "pdsn"), needs=("prepare", "base")),
     Stage("dictionary", "binary mask dictionary per layout", ("train.seed", "pdsn.layouts", "pdsn.batch_size",
                                                              "dictionary"), needs=("prepare", "base", "pdsn")),
@@ -51,8 +58,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("evaluate", "Table 1 (oracle FDM, and the segmenter's once it has run)", ("occlusion", "pdsn.layouts"),
           needs=("prepare", "base", "dictionary"), optional=("segmenter",)),
     Stage("openset", "open-set evaluation: people never trained on, 1 or 5 photos enrolled, unknowns rejected",
-          ("occlusion", "pdsn.layouts", "teacher"), needs=("prepare", "base", "dictionary"),
-          optional=("segmenter", "teacher")),
+          ("occlusion", "pdsn.layouts", "teacher"), needs=("prepare", "base"),
+          optional=("dictionary", "segmenter", "teacher")),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 
@@ -81,6 +88,10 @@ def settings_of(stage: Stage, config: Config) -> dict:
     for name in stage.sections:
         section, _, key = name.partition(".")
         settings[name] = values[section][key] if key else values[section]
+    for name in stage.folders:
+        section, _, key = name.partition(".")
+        value = values[section][key]
+        settings[f"files in {name}"] = tree_digest([value] if isinstance(value, str) else value)
     return settings
 
 
@@ -188,6 +199,7 @@ def describe_graph() -> str:
     lines = []
     for stage in STAGES:
         reads = ["the data folder"] if stage.reads_data else []
+        reads += [f"the folders of {name}" for name in stage.folders]
         reads += list(stage.needs) + [f"{name} (if finished)" for name in stage.optional]
         settings = ", ".join(stage.sections)
         lines.append(f"  {stage.name:<10} {stage.about}; reads {', '.join(reads)}; settings {settings}")

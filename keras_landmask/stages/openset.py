@@ -2,8 +2,8 @@
 
 The held-out people of ``prepare`` (``openset.npz``) are enrolled from their first 1 and, separately, 5 photos
 (clean); their other photos are the probes and the never-enrolled people the unknowns, both clean and under
-every Table 1 occlusion. Columns: the base network with no FDM, with each layout's FDM (chosen by the segmenter
-once it has run, else by the true occlusion masks), and the teacher (dlib's ResNet) once the teacher stage has
+every Table 1 occlusion. Columns: the base network with no FDM, with each layout's FDM once the dictionary has
+run (chosen by the segmenter once it has run, else by the true occlusion masks), and the teacher (dlib's ResNet) once the teacher stage has
 run: the anchor (on the clean, face mask and sunglasses rows). With an FDM, a probe's pattern masks the probe and the enrolled (or paired) photos alike.
 Writes ``runs/<name>/openset/``: ``openset.json`` (``{occlusion: {column: measures}}``), ``openset.md`` and
 ``openset.png``.
@@ -82,7 +82,7 @@ def embedders(context: StageContext, held: FaceSet, layouts: dict) -> tuple[dict
         return head(trunk(images)), [(np.arange(len(images)), clean_embeddings)]
 
     columns = {"none": plain}
-    for name in context.config.fdm_layouts:
+    for name in context.config.fdm_layouts if context.run.read_marker("dictionary") else ():
         layout = layouts[name]
         masks = context.run.dictionary(layout)
         dictionary = MaskDictionary(layout.region_names, masks.shape[1:], masks)
