@@ -12,9 +12,11 @@ def saliency_maps(trunk: keras.Model, head: keras.Model, cosface, images: np.nda
     colour channels of the cosine between the embedding and the true class centre, optionally with the
     feature discarding mask ``fdm [N, h, w, C]`` applied between trunk and head.
 
-    The gradient is taken w.r.t. the trunk's scaled input (pixels / 127.5 − 1), proportional to pixels.
+    The gradient is taken w.r.t. the output of the trunk's first layer, the pixels as floats (scaled, for
+    ResNet34: pixels / 127.5 − 1), so it is proportional to the gradient w.r.t. the pixels.
     """
-    scaled_trunk = keras.Model(trunk.get_layer("stem_conv").input, trunk.output)
+    first = trunk.layers[1]  # the layer after the uint8 input: the cast to float (and scaling)
+    scaled_trunk = keras.Model(first.output, trunk.output)
 
     # A tf.function prunes the unused weight gradients: eager backprop also computes filter gradients,
     # which crash oneDNN on some CPUs (Conv2DBackpropFilter, seen with TF 2.21).
@@ -29,6 +31,6 @@ def saliency_maps(trunk: keras.Model, head: keras.Model, cosface, images: np.nda
 
     if fdm is None:
         fdm = np.ones((len(images), *trunk.output_shape[1:]), np.float32)
-    maps = gradient(tf.constant(images.astype(np.float32) / 127.5 - 1.0), tf.constant(labels, tf.int32),
+    maps = gradient(tf.constant(np.asarray(first(images), np.float32)), tf.constant(labels, tf.int32),
                     tf.constant(fdm, tf.float32)).numpy()
     return maps / np.maximum(maps.max(axis=(1, 2), keepdims=True), 1e-12)

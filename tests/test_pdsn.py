@@ -8,6 +8,7 @@ from keras_landmask.core.layouts import grid_layout  # noqa: E402
 from keras_landmask.data.faceset import FaceSet  # noqa: E402
 from keras_landmask.models.base_network import load_base_network  # noqa: E402
 from keras_landmask.models.pdsn import PDSN  # noqa: E402
+from keras_landmask.runs import RunFolder  # noqa: E402
 from keras_landmask.train import main  # noqa: E402
 from tests.conftest import with_stages  # noqa: E402
 
@@ -50,9 +51,10 @@ def test_pdsn_partners_are_occluded_exactly_on_their_region():
 def test_pdsn_and_dictionary_stages_write_generators_and_masks(smoke_base, smoke_run):
     run, args = smoke_run
     assert main(with_stages(args, "pdsn,dictionary")) == 0
+    feature_shape = tuple(RunFolder(run).base_network().trunk.output_shape[1:])  # 8x8x128: dlib's network
     for layout, regions in (("LM1", 4), ("LM2", 5), ("grid3x3", 9)):
         assert len(list((run / "pdsn" / layout).glob("*.keras"))) == regions
         with np.load(run / "dictionary" / f"{layout}.npz") as data:
-            assert data["masks"].shape == (regions, 8, 6, 64)
+            assert data["masks"].shape == (regions, *feature_shape)
             assert list(data["region_names"])[:1] and data["masks"].max() == 1
         assert (run / "dictionary" / f"{layout}.png").stat().st_size > 5_000

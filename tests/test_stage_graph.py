@@ -103,7 +103,7 @@ def test_plan_says_what_would_run_and_why_without_running(cli, ran, capsys):
     out = capsys.readouterr().out
     assert ran == []
     assert "prepare    reused" in out and "segmenter  reused" in out
-    assert "base       will run: train.epochs 20 -> 3" in out
+    assert "base       will run: train.epochs 6 -> 3" in out
     assert "pdsn       will run: base runs first" in out
 
 

@@ -1,5 +1,6 @@
-"""The ``base`` stage: train the recognizer, select it by validation rank-1, and report rank-1 / rank-5 on val
-and test (gallery = train split, paper §4.3, §5.1).
+"""The ``base`` stage: train the recognizer, select it by validation rank-1 (the mean of clean and occluded val
+faces when it trains on occlusions), and report rank-1 / rank-5 on val and test (gallery = train split, paper
+§4.3, §5.1).
 
 ``train.teacher`` "none" is the paper's recipe: CosFace on the labelled train split. "dlib" distils the teacher:
 the student learns the teacher's embedding of each clean face from the augmented face, occluded with
@@ -95,7 +96,7 @@ def run(context: StageContext) -> dict:
     dataset = shard_by_data(training_dataset(learn, train_cfg.batch_size, train_cfg.seed, occluders,
                                              train_cfg.occlusion_augment, targets))
     best = BestRankOne(recognizer.embedder, train, val, context.run.base_file, train_cfg.eval_every,
-                       train_cfg.patience)
+                       train_cfg.patience, occluded_probes(val, occluders, train_cfg.seed) if occluders else None)
     callbacks = [  # backup last: an epoch counts as done only once it is selected and logged
         SyncMovingStatistics(),  # first: workers select and save the same model
         best,
@@ -153,6 +154,14 @@ def training_faces(context: StageContext, train: FaceSet) -> tuple[FaceSet, np.n
         parts.append(unlabelled)
         targets.append(teacher["unlabelled"])
     return FaceSet.concatenate(parts), np.concatenate(targets)
+
+
+def occluded_probes(faces: FaceSet, occluders: dict, seed: int) -> np.ndarray:
+    """``uint8 [N, H, W, 3]``: face ``i`` under the ``i % K``-th of the ``K`` occluder kinds (drawn from seed
+    ``[seed, i]``): the occluded validation probes of model selection."""
+    kinds = list(occluders.values())
+    return np.stack([kinds[i % len(kinds)](image, marks, np.random.default_rng([seed, i]))[0]
+                     for i, (image, marks) in enumerate(zip(faces.images, faces.landmarks))])
 
 
 def start_centres_at_means(recognizer, train: FaceSet) -> None:
