@@ -303,10 +303,11 @@ def load_config(profile: str = "fast", yaml_path: str | Path | None = None, assi
     return config
 
 
-def resolve_folders(config: Config, data: str | Path | None) -> None:
+def resolve_folders(config: Config, data: str | Path | None, unlabelled: list[str] = ()) -> None:
     """Record the face folder (``data``, else ``data.folder``), the unknown faces (``data.unknown_folder``, else
-    ``lfw_single`` beside the face folder) and the mask templates (``occlusion.masks_dir``, else ``maskthefaces``
-    beside it) as absolute paths, so a run says where its data came from."""
+    ``lfw_single`` beside the face folder), the mask templates (``occlusion.masks_dir``, else ``maskthefaces``
+    beside it) and the unlabelled folders (``unlabelled.folders`` and then ``unlabelled``, from
+    ``--unlabelled``) as absolute paths, so a run says where its data came from."""
     folder = data or config.data.folder
     if not folder:
         raise LandmaskError("no data folder given; pass --data DIR (e.g. ../shared/data/lfw) or set LANDMASK_DATA")
@@ -315,6 +316,7 @@ def resolve_folders(config: Config, data: str | Path | None) -> None:
     config.data.unknown_folder = str(Path(unknown).expanduser().resolve())
     masks = config.occlusion.masks_dir or Path(config.data.folder).parent / "maskthefaces"
     config.occlusion.masks_dir = str(Path(masks).expanduser().resolve())
+    config.unlabelled.folders = [str(Path(f).expanduser().resolve()) for f in [*config.unlabelled.folders, *unlabelled]]
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -102,8 +102,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
     the reused ones)."""
     chosen = parse_stages(args.stages)
     config = load_config(args.profile, args.config, args.set)
-    resolve_folders(config, args.data)
-    config.unlabelled.folders = [str(Path(f).expanduser().resolve()) for f in config.unlabelled.folders + args.unlabelled]
+    resolve_folders(config, args.data, args.unlabelled)
     runs_dir = Path(args.runs_dir)
     if args.strategy == "multiworker" and not args.plan:
         from keras_landmask.distribute import make_strategy, worker_runs_dir

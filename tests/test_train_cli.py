@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from keras_landmask.config import load_config
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.train import main
 from tests.conftest import with_stages
@@ -101,8 +102,8 @@ def test_no_data_flag_says_what_to_pass(tmp_path, monkeypatch):
 def test_base_smoke_run_lowers_the_loss_and_writes_model_and_metrics(smoke_base):
     rows = list(csv.DictReader((smoke_base / "log.csv").open()))
     losses = [float(r["loss"]) for r in rows]
-    assert len(losses) == 20
-    assert np.mean(losses[-5:]) < np.mean(losses[:3]) - 1.0  # epoch losses are noisy on 32 images
+    assert len(losses) == load_config("smoke").train.epochs
+    assert np.mean(losses[-3:]) < 0.8 * losses[0]  # epoch losses are noisy on 32 images
     metrics = json.loads((smoke_base / "metrics.json").read_text())
     for split in ("val", "test"):
         assert 0.0 <= metrics[split]["rank1"] <= metrics[split]["rank5"] <= 1.0
@@ -155,8 +156,7 @@ def test_interrupted_training_resumes_where_it_stopped(smoke_run, tmp_path, monk
 
 def test_batch_larger_than_the_train_split_is_a_clear_error(smoke_run, capsys):
     _, args = smoke_run
-    stage_args = with_stages(args, "base") + ["--set", "train.batch_size=1000", "--set", "train.teacher=none",
-                                              "--force"]
+    stage_args = with_stages(args, "unlabelled,teacher,base") + ["--set", "train.batch_size=1000"]
     assert main(stage_args) == 2
     assert "fewer than one batch" in capsys.readouterr().err
 

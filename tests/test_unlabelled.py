@@ -67,3 +67,12 @@ def test_new_photos_in_a_folder_change_the_stage_settings(context, tmp_path):
     before = settings_of(stage, context.config)
     make_folder(extra, ["b.jpg"])
     assert settings_of(stage, context.config) != before
+
+
+def test_unlabelled_flag_folders_are_recorded_absolute(tmp_path, monkeypatch):
+    from keras_landmask.config import resolve_folders
+
+    monkeypatch.chdir(tmp_path)
+    config = load_config("smoke", assignments=["unlabelled.folders=first"])
+    resolve_folders(config, "faces", ["second"])
+    assert config.unlabelled.folders == [str(tmp_path / "first"), str(tmp_path / "second")]
