@@ -4,7 +4,8 @@
 
 One run per seed, ``runs/<name>-seed<k>`` with ``--set train.seed=k``, through the trainer's stages
 ``prepare,unlabelled,teacher,base,openset`` (the data split stays fixed: only the training draws change;
-detections, crops and teacher embeddings come from the cache after the first). Without the PDSN and dictionary
+detections, crops and teacher embeddings come from the cache after the first); ``--also RUN`` counts a finished
+run of the same settings (e.g. the whole pipeline's) as one more seed. Without the PDSN and dictionary
 stages the open-set table has the base network's column (no FDM) and the teacher's. Writes
 ``benchmarks/results/openset-seeds-<name>.{json,md}``: per seed and as mean ± std over the seeds, rank-1 and DIR
 at FPIR 1 % with 1 enrolment photo for the clean, face mask and sunglasses probes, TAR at FAR 0.1 % (clean), and
@@ -72,6 +73,9 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides for every seed, e.g. train.teacher=none (repeatable)")
     parser.add_argument("--name", help="run-name prefix (default: seeds-<profile>)")
+    parser.add_argument("--also", action="append", default=[], metavar="RUN",
+                        help="a finished run of the same profile and overrides (e.g. lfw) to count as one more seed, "
+                        "its train.seed (repeatable)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the JSON and Markdown results")
     args = parser.parse_args()
@@ -90,6 +94,9 @@ def main() -> int:
         per_seed[seed] = seed_result(RunFolder(Path(args.runs_dir) / run))
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.1%}" for k, v in per_seed[seed]["base"].items()), flush=True)
 
+    for run_name in args.also:
+        run = RunFolder(Path(args.runs_dir) / run_name)
+        per_seed[run.config().train.seed] = seed_result(run)
     summary = summarise(per_seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

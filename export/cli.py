@@ -86,10 +86,12 @@ def print_summary(manifest: dict, out: Path) -> None:
           f"embedding cosine min {parity['embedding_cosine_min']:.4f}, flags agree {parity['flag_agreement']:.1%}")
     threshold = manifest["threshold"]
     print(f"  open-set threshold {threshold['threshold']:.3f}: {threshold['false_accept_rate']:.1%} of unknown "
-          f"faces accepted, {threshold['true_accept_rate']:.1%} of known ones recognised (validation split); "
-          f"{len(threshold.get('per_pattern', {}))} occlusion patterns have their own")
+          f"faces accepted, {threshold['true_accept_rate']:.1%} of known ones recognised; "
+          f"{len(threshold.get('per_pattern', {}))} occlusion patterns have their own (calibrated on the "
+          f"{threshold.get('split', 'validation split')})")
     verify = threshold["verify"]
     rate = "n/a" if verify["true_accept_rate"] is None else f"{verify['true_accept_rate']:.1%}"
     print(f"  verification threshold {verify['threshold']:.3f}: TAR {rate} at FAR {verify['false_accept_rate']:.1%} "
-          f"({verify['same_pairs']} same-person, {verify['different_pairs']} different-person validation pairs); "
+          f"({verify['same_pairs']} same-person, {verify['different_pairs']} different-person pairs: "
+          f"{verify.get('split', 'validation faces')}); "
           f"{len(verify['per_pattern'])} occlusion patterns have their own")
