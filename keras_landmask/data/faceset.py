@@ -35,7 +35,10 @@ class FaceSet:
 
     def subset(self, split: str) -> "FaceSet":
         """The faces of one split (e.g. ``train`` or ``probe``); ``people`` is kept whole."""
-        keep = self.splits == split
+        return self.select(self.splits == split)
+
+    def select(self, keep: np.ndarray) -> "FaceSet":
+        """The faces where ``keep`` (``bool [N]``) is True; ``people`` is kept whole."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return FaceSet(**{k: (v if k == "people" else v[keep]) for k, v in fields.items()})
 

@@ -73,6 +73,11 @@ def folder_digest(root: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def images_under(root: Path) -> list[Path]:
+    """Every image file under ``root``, recursively, sorted."""
+    return sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def tree_digest(folders: list[str | Path]) -> str:
     """16 hex digits over every image's path (relative to its folder) and size under ``folders``, recursively
     (``missing`` for a folder that does not exist)."""
@@ -81,7 +86,7 @@ def tree_digest(folders: list[str | Path]) -> str:
         if not root.is_dir():
             digest.update(f"{root}:missing;".encode())
             continue
-        for file in sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES):
+        for file in images_under(root):
             digest.update(f"{file.relative_to(root)}:{file.stat().st_size};".encode())
     return digest.hexdigest()[:16]
 

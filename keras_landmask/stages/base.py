@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from keras_landmask.callbacks import BestRankOne
+from keras_landmask.core.vectors import l2_normalise
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.pipeline import embed, training_dataset
 from keras_landmask.distribute import SyncMovingStatistics, is_chief, make_strategy, shard_by_data
@@ -62,7 +63,7 @@ def run(context: StageContext) -> dict:
     out = context.run.stage_dir("base")
     faces = context.run.faces()
     train, val, test = (faces.subset(s) for s in ("train", "val", "test"))
-    learn, targets = training_faces(context, train)
+    learn, targets = training_faces(context, faces)
     steps = len(learn) // train_cfg.batch_size
     if steps == 0:
         raise LandmaskError(f"the train split has {len(train)} images, fewer than one batch "
@@ -96,7 +97,7 @@ def run(context: StageContext) -> dict:
     dataset = shard_by_data(training_dataset(learn, train_cfg.batch_size, train_cfg.seed, occluders,
                                              train_cfg.occlusion_augment, targets))
     best = BestRankOne(recognizer.embedder, train, val, context.run.base_file, train_cfg.eval_every,
-                       train_cfg.patience, occluded_probes(val, occluders, train_cfg.seed) if occluders else None)
+                       train_cfg.patience, mixed_occlusions(val, occluders, train_cfg.seed) if occluders else None)
     callbacks = [  # backup last: an epoch counts as done only once it is selected and logged
         SyncMovingStatistics(),  # first: workers select and save the same model
         best,
@@ -135,16 +136,16 @@ def run(context: StageContext) -> dict:
     return {**metrics, "headline": f"test rank-1 {metrics['test']['rank1']:.1%}, rank-5 {metrics['test']['rank5']:.1%}"}
 
 
-def training_faces(context: StageContext, train: FaceSet) -> tuple[FaceSet, np.ndarray | None]:
+def training_faces(context: StageContext, faces: FaceSet) -> tuple[FaceSet, np.ndarray | None]:
     """The faces to train on and, when distilling, the teacher's embedding of each (``float32 [N, 128]``): the
-    train split, then the unlabelled faces (distillation only)."""
+    train split of the prepared ``faces``, then the unlabelled faces (distillation only)."""
+    train = faces.subset("train")
     if context.config.train.teacher == "none":
         return train, None
     if not context.run.read_marker("teacher"):
         raise LandmaskError("train.teacher=dlib distils the teacher's embeddings: run the 'teacher' stage first "
                             "(leave --stages out to run the whole pipeline), or --set train.teacher=none")
     teacher = context.run.teacher_embeddings()
-    faces = context.run.faces()
     parts, targets = [train], [teacher["faces"][faces.splits == "train"]]
     unlabelled = context.run.unlabelled() if context.run.read_marker("unlabelled") else None
     if unlabelled is not None and len(unlabelled):
@@ -156,7 +157,7 @@ def training_faces(context: StageContext, train: FaceSet) -> tuple[FaceSet, np.n
     return FaceSet.concatenate(parts), np.concatenate(targets)
 
 
-def occluded_probes(faces: FaceSet, occluders: dict, seed: int) -> np.ndarray:
+def mixed_occlusions(faces: FaceSet, occluders: dict, seed: int) -> np.ndarray:
     """``uint8 [N, H, W, 3]``: face ``i`` under the ``i % K``-th of the ``K`` occluder kinds (drawn from seed
     ``[seed, i]``): the occluded validation probes of model selection."""
     kinds = list(occluders.values())
@@ -167,8 +168,7 @@ def occluded_probes(faces: FaceSet, occluders: dict, seed: int) -> np.ndarray:
 def start_centres_at_means(recognizer, train: FaceSet) -> None:
     """Set the CosFace class centres to each person's mean unit embedding of the train split, so a classifier
     on a pretrained embedder starts trained (at a fine-tune's learning rate random centres barely move)."""
-    embeddings = embed(recognizer.embedder, train.images)
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    embeddings = l2_normalise(embed(recognizer.embedder, train.images))
     cosface = recognizer.train_model.get_layer("cosface")
     centres = np.zeros(tuple(cosface.centres.shape), np.float32)  # [D, n_classes]
     for label in np.unique(train.labels):

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_landmask.core.images import IMAGE_SUFFIXES
 from keras_landmask.data.build import build_faceset
-from keras_landmask.data.faceset import FaceSet
-from keras_landmask.data.lfw import Sample
+from keras_landmask.data.lfw import Sample, images_under
 from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_json
 from keras_landmask.stages.context import StageContext
@@ -32,7 +30,7 @@ def image_files(folder: str | Path) -> list[Path]:
     if not folder.is_dir():
         raise LandmaskError(f"unlabelled-faces folder '{folder}' not found; pass --unlabelled DIR with a folder of "
                             "face photos, or drop it from unlabelled.folders")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return images_under(folder)
 
 
 def unlabelled_files(context: StageContext) -> list[Path]:
@@ -73,7 +71,7 @@ def run(context: StageContext) -> dict:
                                          context.cache_dir, make_detector, data.detect_batch, context.progress,
                                          required_split=None)
     keep = ~faces.no_face
-    faces = FaceSet(**{name: (value if name == "people" else value[keep]) for name, value in vars(faces).items()})
+    faces = faces.select(keep)
     faces.save(context.run.unlabelled_file)
     summary = {"n_files": len(files), "n_faces": int(len(faces)), "n_no_face": int((~keep).sum()),
                "n_unreadable": len(unreadable), "seconds": round(time.perf_counter() - start, 1)}
