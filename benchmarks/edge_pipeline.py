@@ -1,7 +1,8 @@
 """The whole on-device pipeline (``edge_runtime.Recognizer``) on video frames and on the LFW test split.
 
     python benchmarks/edge_pipeline.py --models dist/fast/int8 dist/fast/float32 --run runs/fast \\
-        --data ../shared/data/lfw --masks ../shared/data/maskthefaces --frames 60 --threads 1 2
+        --data ../shared/data/lfw --masks ../shared/data/maskthefaces --frames 60 --threads 1 2 \\
+        --min-face-size 20 60
 
 Measures, and writes as ``<--name>.json`` and ``.md`` (default ``edge-pipeline``) to ``--out``:
 
@@ -12,8 +13,13 @@ a. **Video.** A 640×480 MJPG ``.avi`` (in a temporary folder) of LFW test-split
    interpreter threads, after ``--warmup`` frames: median ms per frame of each stage, called as
    ``Recognizer.recognize`` calls them (``detect``, ``aligned``, ``describe`` = features model, ``embed`` = head
    model, gallery ``embeddings`` + ``best_matches`` = match; every face of a frame), and of ``recognize(frame)``
-   itself (end to end, detection on every frame: the worst case), as FPS. Decoding is timed apart (a camera
-   hands over decoded frames).
+   itself (end to end, detection on every frame: the worst case), as FPS, once per ``--min-face-size`` (the
+   smallest face the detector looks for: 20 px is the photo default, 60 px the camera's). Decoding is timed
+   apart (a camera hands over decoded frames).
+   **face_recognition** (the peer) on the same frames, in the same run: its default pipeline, rebuilt from its
+   parts so that only dlib and ``face_recognition_models`` are needed (the ``teacher`` extra):
+   ``face_locations`` (dlib's HOG detector, upsampled once), ``face_encodings`` (the 5-point landmark model, the
+   ResNet descriptor, 1 jitter), the nearest enrolled encoding within its 0.6 tolerance; dlib's own threads.
 b. **Python baseline** on the same frames: ``mtcnn.MTCNN().detect_faces`` + ``keras_landmask.core.align`` crop +
    the Keras robust embedder (``load_robust_models(run).embedder``, called directly and via ``predict``) + cosine
    nearest neighbour in numpy, the gallery made the same way. TensorFlow runs with its default threads.
@@ -28,6 +34,12 @@ c. **Accuracy.** The whole train split enrolled through the runtime (detector on
    (``<run>/eval/table1.json``, segmenter FDM) and the manifest's parity rows (exported models on the
    prepared crops).
 d. Gallery query cost at 10 000 faces is ``benchmarks/gallery_query.py``'s (quoted from its results, not rerun).
+e. **Camera loop.** ``edge_runtime.camera.run_camera`` (headless, JSON lines discarded) on a second video: the
+   same people, each photo held for ``--hold`` frames while it drifts 3 px right and 2 px down a frame (a person
+   moving in front of a camera), with the camera's smallest face (``MIN_FACE_CAMERA``). Each setting of
+   ``--detect-every`` / ``--scan-every`` (``CAMERA_SETTINGS``: recognition on every frame with the whole frame
+   searched each time, then with tracked faces as proposals, then the camera's defaults): ms per frame
+   (wall time of the loop, decoding included, over the frames) and the frames where the person is named.
 
 Timings are wall clock on whatever else the machine runs. No LFW image is written outside a temporary folder.
 """
@@ -50,7 +62,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge_runtime.detector import central_face  # noqa: E402
 from edge_runtime.gallery import best_matches  # noqa: E402
-from edge_runtime.recognizer import Recognizer  # noqa: E402
+from edge_runtime.camera import SCAN_EVERY, run_camera  # noqa: E402
+from edge_runtime.recognizer import MIN_FACE_CAMERA, MIN_FACE_PHOTO, Recognizer  # noqa: E402
 from keras_landmask.core.align import CROPPERS, Detection  # noqa: E402
 from keras_landmask.core.images import read_image  # noqa: E402
 from keras_landmask.core.layouts import DEFAULT_LAYOUT, LANDMARK_NAMES  # noqa: E402
@@ -62,6 +75,9 @@ FRAME_SIZE = (640, 480)  # width, height
 CANVAS_GREY = 128
 STAGES = ("detect", "align", "features", "head", "match")
 OCCLUSIONS = ("clean", "face_mask", "sunglasses")
+FACE_RECOGNITION_TOLERANCE = 0.6  # face_recognition.compare_faces' default distance
+DRIFT = np.array([3, 2])  # pixels per frame a photo moves in the camera-loop video (x, y)
+CAMERA_SETTINGS = ((1, 1), (1, SCAN_EVERY), (3, SCAN_EVERY))  # (detect_every, scan_every)
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -100,6 +116,27 @@ def write_video(paths: list[Path], path: Path) -> None:
         canvas[y:y + h, x:x + w] = image[:h, :w]
         writer.write(canvas)
     writer.release()
+
+
+def write_moving_video(paths: list[Path], path: Path, hold: int) -> list[int]:
+    """Each image held for ``hold`` frames on a grey 640×480 canvas, drifting ``DRIFT`` pixels a frame from
+    the top-left quarter, MJPG at 25 fps; the index of the image in each frame."""
+    width, height = FRAME_SIZE
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV cannot write MJPG video here")
+    shown = []
+    for index, source in enumerate(paths):
+        image = cv2.imread(str(source), cv2.IMREAD_COLOR)
+        h, w = min(image.shape[0], height // 2), min(image.shape[1], width // 2)
+        for step in range(hold):
+            canvas = np.full((height, width, 3), CANVAS_GREY, np.uint8)
+            x, y = np.array([width // 8, height // 8]) + DRIFT * step
+            canvas[y:y + h, x:x + w] = image[:h, :w]
+            writer.write(canvas)
+            shown.append(index)
+    writer.release()
+    return shown
 
 
 def read_video(path: Path) -> tuple[list[np.ndarray], list[float]]:
@@ -151,13 +188,21 @@ def edge_frame(recognizer: Recognizer, frame: np.ndarray) -> tuple[dict, list[st
     return {k: v * 1e3 for k, v in times.items()}, names
 
 
+def enrolled_recognizer(models: Path, threads: int, enrolment: dict, gallery: Path,
+                        min_face_size: float = MIN_FACE_PHOTO) -> Recognizer:
+    """A recognizer over ``models`` with ``enrolment`` (name → photo paths) enrolled in a new ``gallery``."""
+    recognizer = Recognizer(models, gallery=gallery, threads=threads, create_gallery=True,
+                            min_face_size=min_face_size)
+    for name, paths in enrolment.items():
+        recognizer.enrol(name, [read_image(p) for p in paths], [str(p) for p in paths])
+    return recognizer
+
+
 def time_edge(models: Path, threads: int, frames: list[np.ndarray], truth: list[str], enrolment: dict,
-              warmup: int, folder: Path) -> dict:
-    gallery = folder / f"video-{models.name}-{threads}.db"
-    recognizer = Recognizer(models, gallery=gallery, threads=threads, create_gallery=True)
+              warmup: int, folder: Path, min_face_size: float = MIN_FACE_PHOTO) -> dict:
+    gallery = folder / f"video-{models.name}-{threads}-{min_face_size:g}.db"
+    recognizer = enrolled_recognizer(models, threads, enrolment, gallery, min_face_size)
     try:
-        for name, paths in enrolment.items():
-            recognizer.enrol(name, [read_image(p) for p in paths], [str(p) for p in paths])
         for frame in frames[:warmup]:  # tensor allocation, first pattern's gallery embeddings
             edge_frame(recognizer, frame)
             recognizer.recognize(frame)
@@ -174,7 +219,7 @@ def time_edge(models: Path, threads: int, frames: list[np.ndarray], truth: list[
         stages = {s: median(row[s] for row in (stage_rows if s == "detect" else with_face)) for s in STAGES}
         e2e_ms = median(e2e)
         return {"models": str(models), "quantization": recognizer.manifest["quantization"], "threads": threads,
-                "stages_ms": stages, "stage_sum_ms": round(sum(v or 0.0 for v in stages.values()), 3),
+                "min_face_size": min_face_size, "stages_ms": stages, "stage_sum_ms": round(sum(v or 0.0 for v in stages.values()), 3),
                 "e2e_ms": e2e_ms, "e2e_mean_ms": round(float(np.mean(e2e)), 3),
                 "fps": round(1000.0 / e2e_ms, 2), "frames": len(frames),
                 "frames_with_face": int(sum(n > 0 for n in faces)),
@@ -184,6 +229,104 @@ def time_edge(models: Path, threads: int, frames: list[np.ndarray], truth: list[
                 "enrolled_person_frames": int(sum(p in enrolment for p in truth))}
     finally:
         recognizer.close()
+
+
+def time_face_recognition(frames: list[np.ndarray], truth: list[str], enrolment: dict, warmup: int) -> dict:
+    """face_recognition's default pipeline (see the module docstring) on the same frames: median ms per frame of
+    detection, encoding (landmarks + descriptor, every face) and matching, end to end, and frames named right."""
+    import dlib
+
+    from keras_landmask.teacher import model_paths
+
+    paths = model_paths()
+    detector = dlib.get_frontal_face_detector()
+    landmarks = dlib.shape_predictor(str(paths["shape_predictor"]))
+    encoder = dlib.face_recognition_model_v1(str(paths["descriptor"]))
+
+    def encodings(image, rectangles):
+        return [np.array(encoder.compute_face_descriptor(image, landmarks(image, r), 1)) for r in rectangles]
+
+    known, names = [], []
+    for name, photos in enrolment.items():
+        for photo in photos:
+            image = read_image(photo)
+            found = encodings(image, detector(image, 1)[:1])
+            known += found
+            names += [name] * len(found)
+    known = np.stack(known)
+
+    def frame_pass(frame):
+        times = dict.fromkeys(("detect", "encode", "match"), 0.0)
+        start = time.perf_counter()
+        rectangles = detector(frame, 1)
+        times["detect"] = time.perf_counter() - start
+        found = encodings(frame, rectangles)
+        times["encode"] = time.perf_counter() - start - times["detect"]
+        start = time.perf_counter()
+        named = []
+        for encoding in found:
+            distances = np.linalg.norm(known - encoding, axis=1)
+            best = int(distances.argmin())
+            named.append(names[best] if distances[best] <= FACE_RECOGNITION_TOLERANCE else "unknown")
+        times["match"] = time.perf_counter() - start
+        return {k: v * 1e3 for k, v in times.items()}, named
+
+    for frame in frames[:warmup]:
+        frame_pass(frame)
+    rows, faces, correct = [], [], 0
+    for frame, person in zip(frames, truth):
+        times, named = frame_pass(frame)
+        rows.append(times)
+        faces.append(len(named))
+        correct += person in named
+    e2e = [sum(r.values()) for r in rows]
+    with_face = [r for r, n in zip(rows, faces) if n]
+    return {"pipeline": "dlib HOG (upsample 1) + 5-point landmarks + ResNet descriptor (1 jitter) + nearest "
+                        f"within {FACE_RECOGNITION_TOLERANCE}", "dlib": dlib.__version__,
+            "stages_ms": {s: median(r[s] for r in (rows if s == "detect" else with_face)) for s in rows[0]},
+            "e2e_ms": median(e2e), "fps": round(1000.0 / median(e2e), 2), "frames": len(frames),
+            "frames_with_face": int(sum(n > 0 for n in faces)), "faces_per_frame": round(float(np.mean(faces)), 3),
+            "gallery_faces": len(names), "enrolled_person_named": int(correct),
+            "enrolled_person_frames": int(sum(p in enrolment for p in truth))}
+
+
+def time_camera_loop(models: Path, threads: int, video: Path, truth: list[str], enrolment: dict,
+                     folder: Path) -> list[dict]:
+    """``run_camera`` over ``video`` for each of ``CAMERA_SETTINGS``: ms per frame and frames named right."""
+    rows = []
+    for detect_every, scan_every in CAMERA_SETTINGS:
+        gallery = folder / f"camera-{models.name}-{threads}-{detect_every}-{scan_every}.db"
+        recognizer = enrolled_recognizer(models, threads, enrolment, gallery, MIN_FACE_CAMERA)
+        try:
+            out = _Lines()
+            run_camera(recognizer, str(video), headless=True, detect_every=1, max_frames=5, out=_Lines())  # warm
+            start = time.perf_counter()
+            run_camera(recognizer, str(video), headless=True, detect_every=detect_every, scan_every=scan_every,
+                       out=out)
+            elapsed = time.perf_counter() - start
+        finally:
+            recognizer.close()
+        records = [json.loads(line) for line in out.lines]
+        named = sum(person in [f["name"] for f in r["faces"]] for r, person in zip(records, truth))
+        rows.append({"models": str(models), "threads": threads, "min_face_size": MIN_FACE_CAMERA,
+                     "detect_every": detect_every, "scan_every": scan_every, "frames": len(records),
+                     "ms_per_frame": round(elapsed * 1e3 / len(records), 3),
+                     "fps": round(len(records) / elapsed, 2), "named": int(named),
+                     "named_fraction": round(named / len(records), 4)})
+    return rows
+
+
+class _Lines:
+    """A text sink keeping the lines written to it (``run_camera``'s ``out``)."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines += [line for line in text.splitlines() if line]
+
+    def flush(self) -> None:
+        pass
 
 
 # -- b. Python baseline ----------------------------------------------------------------------------------------
@@ -414,13 +557,31 @@ def write_report(result: dict, out: Path, name: str) -> None:
                   f"{video['gallery_people']} people × {video['gallery_faces_per_person']} train photos; "
                   f"{video['warmup']} warm-up frames first. Median ms per frame; stage times of frames with a face "
                   "(detect: all frames); end to end = `Recognizer.recognize(frame)`.", "",
-                  "| models | threads | detect | align | features | head | match | stage sum | end to end | FPS |"
-                  " faces/frame |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| models | threads | smallest face px | detect | align | features | head | match | stage sum | "
+                  "end to end | FPS | faces/frame | person named |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in video["edge"]:
             s = row["stages_ms"]
-            lines.append(f"| {row['quantization']} | {row['threads']} | " + " | ".join(ms(s[k]) for k in STAGES)
+            lines.append(f"| {row['quantization']} | {row['threads']} | {row.get('min_face_size', 20):g} | "
+                         + " | ".join(ms(s[k]) for k in STAGES)
                          + f" | {ms(row['stage_sum_ms'])} | **{ms(row['e2e_ms'])}** | **{row['fps']:.1f}** | "
-                         f"{row['faces_per_frame']:.2f} |")
+                         f"{row['faces_per_frame']:.2f} | {row['enrolled_person_named']}/"
+                         f"{row['enrolled_person_frames']} |")
+        peer = video.get("face_recognition")
+        if peer:
+            s = peer["stages_ms"]
+            lines += ["", f"**face_recognition** on the same frames ({peer['pipeline']}; dlib {peer['dlib']}), median "
+                      "ms per frame:", "",
+                      "| detect | encode | match | end to end | FPS | faces/frame | person named |",
+                      "|---|---|---|---|---|---|---|",
+                      f"| {ms(s['detect'])} | {ms(s['encode'])} | {ms(s['match'])} | **{ms(peer['e2e_ms'])}** | "
+                      f"{peer['fps']:.1f} | {peer['faces_per_frame']:.2f} | {peer['enrolled_person_named']}/"
+                      f"{peer['enrolled_person_frames']} |", "",
+                      "Speed-up of the edge pipeline over face_recognition (its end to end over ours, same frames, "
+                      "same run):", "", "| models | threads | smallest face px | edge ms | speed-up |",
+                      "|---|---|---|---|---|"]
+            for row in video["edge"]:
+                lines.append(f"| {row['quantization']} | {row['threads']} | {row.get('min_face_size', 20):g} | "
+                             f"{ms(row['e2e_ms'])} | **{row['speedup_over_face_recognition']:.1f}×** |")
         base = video.get("baseline")
         if base:
             s = base["stages_ms"]
@@ -482,6 +643,19 @@ def write_report(result: dict, out: Path, name: str) -> None:
                   "occluded rows with clean: a threshold calibrated on clean faces does not carry over to probes "
                   "under an FDM; exports that calibrate one per occlusion pattern (manifest `threshold.per_pattern`, "
                   "used by the runtime) hold false accepts near 1 % there too.", ""]
+    loop = result.get("camera")
+    if loop:
+        lines += ["## e. Camera loop", "",
+                  f"`run_camera` (headless) on {loop['frames']} frames: each photo held {loop['hold']} frames, drifting "
+                  f"{loop['drift_px'][0]} px right and {loop['drift_px'][1]} px down a frame; smallest face "
+                  f"{loop['rows'][0]['min_face_size']:g} px. ms per frame = the loop's wall time (decoding, tracking "
+                  "and JSON included) over its frames.", "",
+                  "| models | threads | detect every | scan every | ms per frame | FPS | frames with the person named |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in loop["rows"]:
+            lines.append(f"| `{row['models']}` | {row['threads']} | {row['detect_every']} | {row['scan_every']} | "
+                         f"**{ms(row['ms_per_frame'])}** | {row['fps']:.1f} | {row['named_fraction']:.1%} |")
+        lines.append("")
     queries = result.get("gallery_query")
     if queries:
         lines += ["## d. Gallery query at 10 000 faces", "",
@@ -512,6 +686,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-baseline", action="store_true", help="no Python/TensorFlow baseline")
     parser.add_argument("--skip-accuracy", action="store_true", help="no LFW accuracy pass")
     parser.add_argument("--skip-video", action="store_true", help="no video timing")
+    parser.add_argument("--min-face-size", nargs="+", type=float, default=[MIN_FACE_PHOTO, MIN_FACE_CAMERA],
+                        help="smallest faces (px) the detector looks for, one video row each (default: the photo "
+                             "and the camera defaults)")
+    parser.add_argument("--hold", type=int, default=10, help="frames each photo stays in the camera-loop video")
+    parser.add_argument("--skip-face-recognition", action="store_true", help="no face_recognition (dlib) peer")
+    parser.add_argument("--skip-camera", action="store_true", help="no camera-loop timing")
     parser.add_argument("--accuracy-people", type=int, default=0,
                         help="accuracy on the first N people only, a quick check (default: all)")
     args = parser.parse_args(argv)
@@ -550,10 +730,29 @@ def main(argv: list[str] | None = None) -> int:
                                "edge": []}
             for models in args.models:
                 for threads in args.threads:
-                    row = time_edge(models, threads, frames, truth, enrolment, args.warmup, folder)
-                    print(f"edge {row['quantization']} threads {threads}: {row['stages_ms']} "
-                          f"end to end {row['e2e_ms']} ms, {row['fps']} FPS")
-                    result["video"]["edge"].append(row)
+                    for min_face_size in args.min_face_size:
+                        row = time_edge(models, threads, frames, truth, enrolment, args.warmup, folder, min_face_size)
+                        print(f"edge {row['quantization']} threads {threads} min face {min_face_size:g}: "
+                              f"{row['stages_ms']} end to end {row['e2e_ms']} ms, {row['fps']} FPS")
+                        result["video"]["edge"].append(row)
+            if not args.skip_face_recognition:
+                peer = time_face_recognition(frames, truth, enrolment, args.warmup)
+                print(f"face_recognition: {peer['stages_ms']} end to end {peer['e2e_ms']} ms, {peer['fps']} FPS")
+                result["video"]["face_recognition"] = peer
+                for row in result["video"]["edge"]:
+                    row["speedup_over_face_recognition"] = round(peer["e2e_ms"] / row["e2e_ms"], 2)
+            if not args.skip_camera:
+                people = sources[:max(1, args.frames // args.hold)]
+                moving = folder / "moving.avi"
+                shown = write_moving_video(people, moving, args.hold)
+                result["camera"] = {"frames": len(shown), "hold": args.hold, "drift_px": DRIFT.tolist(), "rows": []}
+                for models in args.models:
+                    rows = time_camera_loop(models, max(args.threads), moving, [truth[i] for i in shown],
+                                            enrolment, folder)
+                    for row in rows:
+                        print(f"camera loop {models} detect every {row['detect_every']}, scan every "
+                              f"{row['scan_every']}: {row['ms_per_frame']} ms/frame, named {row['named_fraction']:.1%}")
+                    result["camera"]["rows"] += rows
         if not args.skip_accuracy:
             from keras_landmask.data.facemask import load_mask_templates
 

@@ -6,7 +6,10 @@
 Every ``detect_every``-th frame is run through the full recognizer (detect → align → features → gallery); the
 frames between only move each face's box and landmarks with sparse optical flow (pyramidal Lucas-Kanade on
 the five landmarks, checked forwards and backwards), keeping its name, score and occluded regions. A face whose
-points are lost is dropped until the next detection. Frames are processed as fast as they come: a video file
+points are lost is dropped until the next detection. Every ``scan_every``-th detection, and any while no face
+is tracked, searches the whole frame (the detector's pyramid, the slow part); the others look only where the
+tracked faces are (their boxes as R-net/O-net proposals), so a new face shows up within ``scan_every``
+detections. Frames are processed as fast as they come: a video file
 is not paced at its own frame rate.
 
 Sources (``--source``): digits are a camera index (``0``, V4L2 on Linux); text holding ``!`` is a GStreamer
@@ -46,6 +49,7 @@ NO_DISPLAY = ("this OpenCV has no display support; use --headless or --output FI
               "opencv-python)")
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}  # FourCC by suffix
 DEFAULT_FPS = 25.0  # of an --output video when the source does not say its frame rate
+SCAN_EVERY = 5  # detections between two searches of the whole frame (the others look where faces are tracked)
 
 
 class CameraError(ValueError):
@@ -159,7 +163,8 @@ def track(prev_gray: np.ndarray, gray: np.ndarray, faces: list) -> list:
 
 
 def run_camera(recognizer, source: str, headless: bool, detect_every: int = 3, max_frames: int | None = None,
-               out=None, retries: int = 5, retry_delay: float = 1.0, output: str | Path | None = None) -> int:
+               out=None, retries: int = 5, retry_delay: float = 1.0, output: str | Path | None = None,
+               scan_every: int = SCAN_EVERY) -> int:
     """Recognise faces in every frame of ``source`` until it ends, ``max_frames``, ``q``/Esc or Ctrl-C.
 
     ``out`` (default ``sys.stdout``) gets one JSON line per frame when ``headless``; ``output``: a video file
@@ -170,6 +175,8 @@ def run_camera(recognizer, source: str, headless: bool, detect_every: int = 3, m
     """
     if detect_every < 1:
         raise CameraError(f"--detect-every must be at least 1, got {detect_every}")
+    if scan_every < 1:
+        raise CameraError(f"--scan-every must be at least 1, got {scan_every}")
     if max_frames is not None and max_frames < 1:
         raise CameraError(f"--max-frames must be at least 1, got {max_frames}")
     out = sys.stdout if out is None else out
@@ -200,7 +207,8 @@ def run_camera(recognizer, source: str, headless: bool, detect_every: int = 3, m
             gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             detected = frames % detect_every == 0
             if detected:
-                tracks = recognizer.recognize(rgb)
+                scan = not tracks or detections % scan_every == 0
+                tracks = recognizer.recognize(rgb, proposals=None if scan else [t.box for t in tracks])
                 detections += 1
             else:
                 tracks = track(prev_gray, gray, tracks)

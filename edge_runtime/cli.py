@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 
 from edge_runtime import records
-from edge_runtime.camera import CameraError
+from edge_runtime.camera import SCAN_EVERY, CameraError
 from edge_runtime.drawing import draw_faces
 from edge_runtime.gallery import GalleryError, check_new_name
 from edge_runtime.interpreter import ModelError, RuntimeMissing
@@ -35,7 +35,8 @@ from edge_runtime.manifest import ManifestError
 from edge_runtime.notes import RuntimeNote
 from edge_runtime.photos import collect_photos, people_in_folder, save_path
 from edge_runtime.progress import Progress
-from edge_runtime.recognizer import DEFAULT_TOP_K, MIN_ENROL_FACE, Recognizer, check_threshold
+from edge_runtime.recognizer import (DEFAULT_TOP_K, MIN_ENROL_FACE, MIN_FACE_CAMERA, MIN_FACE_PHOTO, Recognizer,
+                                     check_min_face_size, check_threshold)
 from keras_landmask.core.images import IMAGE_SUFFIXES, ImageError, read_image
 
 USER_ERRORS = (CameraError, GalleryError, ImageError, ManifestError, ModelError, RuntimeMissing)
@@ -63,6 +64,14 @@ def threshold(text: str) -> float:
     """argparse type: a cosine threshold in -1..1."""
     try:
         return check_threshold(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def min_face_size(text: str) -> float:
+    """argparse type: the detector's smallest face, pixels (at least 12)."""
+    try:
+        return check_min_face_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
@@ -122,12 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "instead of showing a window")
     camera.add_argument("--detect-every", type=positive_int, default=3,
                         help="run detection and recognition every N frames, track faces in between (default: 3)")
+    camera.add_argument("--scan-every", type=positive_int, default=SCAN_EVERY, metavar="N",
+                        help="every N-th detection searches the whole frame for new faces; the others look only "
+                             "where the tracked faces are, which is several times faster (default: "
+                             f"{SCAN_EVERY}; 1: search the whole frame every time)")
     camera.add_argument("--max-frames", type=positive_int, help="stop after this many frames")
 
     for sub in (identify, verify, camera):
         sub.add_argument("--threshold", type=threshold,
                          help="cosine score (-1..1) a match needs (default: the export's, calibrated per occlusion "
                               "pattern)")
+    for sub, default in ((identify, MIN_FACE_PHOTO), (verify, MIN_FACE_PHOTO), (camera, MIN_FACE_CAMERA)):
+        sub.add_argument("--min-face-size", type=min_face_size, default=default, metavar="PX",
+                         help=f"the smallest face to look for, in pixels (default {default:g}); each halving of it "
+                              "about quadruples detection time")
     for sub in (identify, camera):
         sub.add_argument("--top-k", type=positive_int, default=DEFAULT_TOP_K, metavar="N",
                          help=f"list the N best people of each face in JSON ('top'; default {DEFAULT_TOP_K})")
@@ -165,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with Recognizer(args.models, gallery=getattr(args, "gallery", None), threads=args.threads,
                             threshold=getattr(args, "threshold", None), top_k=getattr(args, "top_k", DEFAULT_TOP_K),
-                            create_gallery=args.command == "enrol", verbose=args.verbose) as recognizer:
+                            create_gallery=args.command == "enrol", verbose=args.verbose,
+                            min_face_size=getattr(args, "min_face_size", MIN_FACE_PHOTO)) as recognizer:
                 return COMMANDS[args.command](recognizer, args)
         except USER_ERRORS as error:
             print(f"error: {error}", file=sys.stderr)
@@ -359,7 +377,7 @@ def camera(recognizer: Recognizer, args) -> int:
     from edge_runtime.camera import run_camera
 
     return run_camera(recognizer, args.source, headless=args.headless, detect_every=args.detect_every,
-                      max_frames=args.max_frames, output=args.output)
+                      scan_every=args.scan_every, max_frames=args.max_frames, output=args.output)
 
 
 def gallery(recognizer: Recognizer, args) -> int:

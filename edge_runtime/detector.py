@@ -30,6 +30,8 @@ NORMALISATION = (127.5, 128.0)  # net input = (rgb - 127.5) / 128
 CELL = 12  # P-net window (pixels of a pyramid level) and smallest level side
 STRIDE = 2  # P-net output step (pixels of a pyramid level)
 NET_FILES = ("pnet.tflite", "rnet.tflite", "onet.tflite")
+NET_SHAPES = 16  # interpreters kept per net, one per input shape: P-net's pyramid levels, R/O-net batch sizes
+PROPOSAL_GROWTH = 1.1  # a proposal box (a face a frame ago) grows by this to cover the face's motion
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,17 +72,23 @@ class Detector:
     @classmethod
     def from_dir(cls, models_dir: str | Path, threads: int = 1, settings: Settings = Settings()) -> "Detector":
         """The detector over ``models_dir/{pnet,rnet,onet}.tflite``."""
-        return cls(*(TFLiteModel(Path(models_dir) / name, threads=threads) for name in NET_FILES), settings=settings)
+        return cls(*(TFLiteModel(Path(models_dir) / name, threads=threads, shapes=NET_SHAPES) for name in NET_FILES),
+                   settings=settings)
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in an RGB ``uint8 [H, W, 3]`` image, highest confidence first."""
-        normalised = (image.astype(np.float32) - NORMALISATION[0]) / NORMALISATION[1]
-        boxes = self._propose(normalised)
+    def detect(self, image: np.ndarray, proposals: np.ndarray | None = None) -> list[Face]:
+        """Faces in an RGB ``uint8 [H, W, 3]`` image, highest confidence first.
+
+        ``proposals``: boxes ``[N, 4]`` (x, y, w, h) pixels where faces were a moment ago (a video's previous
+        frame); P-net's scan of the whole image is skipped and R-net and O-net look only there (each box
+        squared and grown by ``PROPOSAL_GROWTH``), which finds those faces again but no new ones.
+        """
+        pixels = image.astype(np.float32)
+        boxes = self._propose(pixels) if proposals is None else proposal_boxes(proposals)
         if len(boxes):
-            boxes = self._refine(normalised, boxes)
+            boxes = self._refine(pixels, boxes)
         if not len(boxes):
             return []
-        boxes, landmarks = self._output(normalised, boxes)
+        boxes, landmarks = self._output(pixels, boxes)
         height, width = image.shape[:2]
         boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width - 1)
         boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height - 1)
@@ -90,7 +98,8 @@ class Detector:
         ]
 
     def _propose(self, image: np.ndarray) -> np.ndarray:
-        """P-net over the pyramid: square candidate boxes ``[N, 5]`` (x1, y1, x2, y2, score)."""
+        """P-net over the pyramid of ``image`` (float32 pixels 0..255): square candidate boxes ``[N, 5]`` (x1, y1,
+        x2, y2, score)."""
         s = self.settings
         levels = []
         for scale in pyramid_scales(image.shape[:2], s.min_face_size, s.scale_factor):
@@ -98,7 +107,7 @@ class Detector:
             if min(height, width) < CELL:
                 continue
             level = cv2.resize(image, (int(width), int(height)), interpolation=cv2.INTER_AREA)
-            out = by_channels(self.pnet(level[None]))
+            out = by_channels(self.pnet(normalise(level)[None]))
             boxes = grid_boxes(out[4][0], out[2][0, :, :, 1], s.threshold_pnet)
             boxes[:, :4] /= scale
             levels.append(boxes[keep_after_nms(boxes, s.nms_pnet1)])
@@ -110,7 +119,7 @@ class Detector:
     def _refine(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """R-net on 24x24 patches: the boxes moved, filtered, NMS-ed and squared again."""
         s = self.settings
-        out = by_channels(self.rnet(crop_patches(image, boxes, 24)))
+        out = by_channels(run_batch(self.rnet, net_patches(image, boxes, 24)))
         boxes = shift_boxes(boxes, out[4], out[2][:, 1])
         boxes = by_score(boxes[boxes[:, 4] > s.threshold_rnet])
         return to_square(boxes[keep_after_nms(boxes, s.nms_rnet)])
@@ -118,7 +127,7 @@ class Detector:
     def _output(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """O-net on 48x48 patches: final boxes ``[M, 5]`` and landmarks ``[M, 5, 2]``."""
         s = self.settings
-        out = by_channels(self.onet(crop_patches(image, boxes, 48)))
+        out = by_channels(run_batch(self.onet, net_patches(image, boxes, 48)))
         size = boxes[:, 2:4] - boxes[:, 0:2] + 1
         landmarks = size[:, None, :] * out[10].reshape(-1, 2, 5).transpose(0, 2, 1) + boxes[:, None, 0:2] - 1
         boxes = shift_boxes(boxes, out[4], out[2][:, 1])
@@ -127,6 +136,36 @@ class Detector:
         boxes, landmarks = boxes[kept][order], landmarks[kept][order]
         keep = keep_after_nms(boxes, s.nms_onet, over="min")
         return boxes[keep], landmarks[keep]
+
+
+def normalise(pixels: np.ndarray) -> np.ndarray:
+    """Net input ``float32`` from pixels 0..255: ``(pixels - 127.5) / 128``."""
+    return (pixels - NORMALISATION[0]) * np.float32(1.0 / NORMALISATION[1])
+
+
+def net_patches(pixels: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """R-net or O-net input ``float32 [N, size, size, 3]``: the boxes' patches of ``pixels`` (float32 0..255),
+    normalised, 0 outside the image (as the package crops its normalised image)."""
+    return normalise(crop_patches(pixels, boxes, size, fill=NORMALISATION[0]))
+
+
+def run_batch(net: Net, batch: np.ndarray) -> list[np.ndarray]:
+    """``net`` on a batch zero-padded to the next power of two, outputs cut back to the batch: a few batch
+    sizes recur, so a net that keeps an interpreter per input shape (``NET_SHAPES``) seldom reallocates."""
+    count = len(batch)
+    padded = 1 << max(count - 1, 0).bit_length()
+    if padded > count:
+        batch = np.concatenate([batch, np.zeros((padded - count, *batch.shape[1:]), batch.dtype)])
+    return [out[:count] for out in net(batch)]
+
+
+def proposal_boxes(proposals: np.ndarray) -> np.ndarray:
+    """Boxes (x, y, w, h) ``[N, 4]`` as R-net candidates ``[N, 5]`` (x1, y1, x2, y2, score 1): squares around
+    the same centres, ``PROPOSAL_GROWTH`` times the longer side."""
+    proposals = np.asarray(proposals, np.float64).reshape(-1, 4)
+    centre = proposals[:, :2] + proposals[:, 2:] / 2
+    half = proposals[:, 2:].max(axis=1, keepdims=True) * PROPOSAL_GROWTH / 2
+    return np.concatenate([centre - half, centre + half, np.ones((len(proposals), 1))], axis=1)
 
 
 def central_face(faces: list[Face], image_shape: tuple) -> Face | None:
@@ -193,11 +232,11 @@ def shift_boxes(boxes: np.ndarray, offsets: np.ndarray, scores: np.ndarray) -> n
     return np.concatenate([boxes[:, :4] + offsets * np.tile(size, 2), scores[:, None]], axis=1)
 
 
-def crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+def crop_patches(image: np.ndarray, boxes: np.ndarray, size: int, fill: float = 0.0) -> np.ndarray:
     """Patches ``float32 [N, size, size, 3]`` of ``image [H, W, 3]`` under boxes (x1, y1, x2, y2, ...) pixels.
 
     Bilinear samples as ``tf.image.crop_and_resize`` with boxes divided by (W, H): a ``size`` grid from
-    corner to corner, scaled by ``(side - 1) / side``; samples outside the image are 0.
+    corner to corner, scaled by ``(side - 1) / side``; samples outside the image are ``fill``.
     """
     height, width = image.shape[:2]
     steps = np.arange(size) / (size - 1)
@@ -213,7 +252,7 @@ def crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     upper = pick(top, left) + (pick(top, right) - pick(top, left)) * fx
     lower = pick(bottom, left) + (pick(bottom, right) - pick(bottom, left)) * fx
     inside = ((ys >= 0) & (ys <= height - 1))[:, :, None] & ((xs >= 0) & (xs <= width - 1))[:, None, :]
-    return ((upper + (lower - upper) * fy) * inside[..., None]).astype(np.float32)
+    return np.where(inside[..., None], upper + (lower - upper) * fy, fill).astype(np.float32)
 
 
 def _bilinear_axis(coords: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

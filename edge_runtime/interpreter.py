@@ -69,27 +69,49 @@ class TFLiteModel:
     """One ``.tflite`` model: ``model.run(name=array, ...)`` → ``{output name: array}`` through the model's
     signature, or ``model(*arrays)`` → list of output arrays in the interpreter's tensor order.
 
-    Inputs whose batch size differs from the model's are resized on the fly (models exported with a
-    resizable batch dimension accept any batch). Float inputs are quantized and quantized outputs
-    dequantized with the tensors' own parameters, so callers always pass and get real values.
-    ``threads``: at least 1; ``verbose``: let LiteRT's INFO lines through.
+    Inputs whose shape differs from the model's are resized on the fly (models exported with a resizable
+    dimension accept any size there). A resize reallocates every tensor, which costs about as much as running a
+    small net, so ``shapes`` > 1 keeps up to that many interpreters, one per input shape, the least recently
+    used one resized for a new shape: a net called with a few recurring shapes (the detector's pyramid levels
+    of a camera's frames) then never reallocates. Float inputs are quantized and quantized outputs dequantized
+    with the tensors' own parameters, so callers always pass and get real values. ``threads``: at least 1;
+    ``verbose``: let LiteRT's INFO lines through.
     """
 
     def __init__(self, path: str | Path | None = None, content: bytes | None = None, threads: int = 1,
-                 verbose: bool = False):
+                 verbose: bool = False, shapes: int = 1):
         self.name = Path(path).name if path is not None else "model"
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
+        if not isinstance(shapes, int) or shapes < 1:
+            raise ValueError(f"shapes must be a whole number of at least 1, got {shapes!r}")
+        self._source = dict(model_path=None if path is None else str(path), model_content=content,
+                            num_threads=threads)
+        self._verbose = verbose
+        self.interpreter = self._load()
+        self.inputs = self.interpreter.get_input_details()
+        self.outputs = self.interpreter.get_output_details()
+        self.max_shapes = shapes
+        self._by_shape = {self._shapes_of(self.interpreter): self.interpreter}  # least recently used first
+
+    def _load(self):
         try:
-            with native_info_hidden(verbose):
-                self.interpreter = interpreter_class()(model_path=None if path is None else str(path),
-                                                       model_content=content, num_threads=threads)
-                self.interpreter.allocate_tensors()
+            with native_info_hidden(self._verbose):
+                interpreter = interpreter_class()(**self._source)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             reason = (str(error).splitlines() or [type(error).__name__])[0]  # an error may have no message
             raise ModelError(f"'{self.name}' is not a loadable TFLite model ({reason})") from error
-        self.inputs = self.interpreter.get_input_details()
-        self.outputs = self.interpreter.get_output_details()
+        return interpreter
+
+    @staticmethod
+    def _shapes_of(interpreter) -> tuple:
+        return tuple(tuple(int(v) for v in d["shape"]) for d in interpreter.get_input_details())
+
+    @property
+    def kept_shapes(self) -> list[tuple]:
+        """The input shapes that have an interpreter allocated, least recently used first."""
+        return list(self._by_shape)
 
     def run(self, **arrays: np.ndarray) -> dict[str, np.ndarray]:
         """Invoke the model's (only) signature with named inputs; names are in ``signature_inputs``."""
@@ -104,16 +126,26 @@ class TFLiteModel:
     def __call__(self, *arrays: np.ndarray) -> list[np.ndarray]:
         if len(arrays) != len(self.inputs):
             raise ModelError(f"'{self.name}' takes {len(self.inputs)} inputs, got {len(arrays)}")
+        interpreter = self._interpreter_for(tuple(array.shape for array in arrays))
         for detail, array in zip(self.inputs, arrays):
-            if tuple(detail["shape"]) != array.shape:
-                self.interpreter.resize_tensor_input(detail["index"], array.shape)
-                self.interpreter.allocate_tensors()
-                self.inputs = self.interpreter.get_input_details()
-                self.outputs = self.interpreter.get_output_details()
-        for detail, array in zip(self.inputs, arrays):
-            self.interpreter.set_tensor(detail["index"], to_tensor(array, detail))
-        self.interpreter.invoke()
-        return [from_tensor(self.interpreter.get_tensor(d["index"]), d) for d in self.outputs]
+            interpreter.set_tensor(detail["index"], to_tensor(array, detail))
+        interpreter.invoke()
+        return [from_tensor(interpreter.get_tensor(d["index"]), d) for d in self.outputs]
+
+    def _interpreter_for(self, shapes: tuple):
+        """The interpreter allocated for input ``shapes``: a kept one, a new one while fewer than ``max_shapes``
+        are kept, else the least recently used one resized."""
+        interpreter = self._by_shape.pop(shapes, None)
+        if interpreter is None:
+            if len(self._by_shape) < self.max_shapes:
+                interpreter = self._load()
+            else:
+                interpreter = self._by_shape.pop(next(iter(self._by_shape)))
+            for detail, shape in zip(self.inputs, shapes):
+                interpreter.resize_tensor_input(detail["index"], shape)
+            interpreter.allocate_tensors()
+        self._by_shape[shapes] = interpreter  # most recently used last
+        return interpreter
 
 
 def to_tensor(array: np.ndarray, detail: dict) -> np.ndarray:

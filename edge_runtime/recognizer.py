@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.detector import NET_FILES, Detector, Face, central_face
+from edge_runtime.detector import CELL, NET_FILES, NET_SHAPES, Detector, Face, Settings, central_face
 from edge_runtime.gallery import Gallery, GalleryError, check_new_name, image_digest, pattern_key, top_matches
 from edge_runtime.interpreter import ModelError, TFLiteModel
 from edge_runtime.manifest import ManifestError, load_manifest
@@ -34,6 +34,10 @@ UNKNOWN = "unknown"
 # Enrolment wants a face box at least this tall (pixels): a smaller face is upscaled over 3x into the
 # 128-pixel crop and would sit in the gallery as a blurred reference for every later match.
 MIN_ENROL_FACE = 40
+# The smallest face (pixels) the detector looks for: photos come in every size, so anything a face could be
+# (the mtcnn package's default); a camera's faces are near and each smaller size costs pyramid levels.
+MIN_FACE_PHOTO = 20.0
+MIN_FACE_CAMERA = 60.0
 DEFAULT_TOP_K = 3
 
 
@@ -46,6 +50,18 @@ def check_threshold(value) -> float:
     if not (math.isfinite(threshold) and -1.0 <= threshold <= 1.0):
         raise ValueError(f"a threshold is a cosine similarity, from -1 to 1; got {value}")
     return threshold
+
+
+def check_min_face_size(value) -> float:
+    """``value`` as the detector's smallest face: a finite number of pixels, at least P-net's window
+    (``CELL``), else ``ValueError``."""
+    try:
+        pixels = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the smallest face is a number of pixels, not {value!r}") from None
+    if not (math.isfinite(pixels) and pixels >= CELL):
+        raise ValueError(f"the smallest face to look for must be at least {CELL} pixels, got {value}")
+    return pixels
 
 
 @dataclasses.dataclass
@@ -109,13 +125,14 @@ class Recognizer:
     ``gallery`` must exist unless ``create_gallery`` (what enrolment needs), so a mistyped path is an error
     rather than an empty gallery. ``threshold`` (-1..1) overrides every calibrated threshold, identification
     and verification alike; ``top_k``: how many people ``RecognizedFace.top`` lists; ``threads``: LiteRT
-    threads per model (at least 1); ``verbose``: let LiteRT's INFO lines through. Use it in a ``with`` block,
-    or ``close()`` it.
+    threads per model (at least 1); ``min_face_size``: the smallest face the detector looks for (pixels, at
+    least 12; larger values skip the pyramid's largest, slowest levels: ``MIN_FACE_CAMERA`` for live video);
+    ``verbose``: let LiteRT's INFO lines through. Use it in a ``with`` block, or ``close()`` it.
     """
 
     def __init__(self, models_dir: str | Path, gallery: str | Path | None = None, threshold: float | None = None,
                  threads: int = 2, check_sha256: bool = True, top_k: int = DEFAULT_TOP_K,
-                 create_gallery: bool = False, verbose: bool = False):
+                 create_gallery: bool = False, verbose: bool = False, min_face_size: float = MIN_FACE_PHOTO):
         folder = Path(models_dir)
         if not folder.is_dir():
             raise ManifestError(f"models folder '{folder}' not found; pass the folder written by "
@@ -123,6 +140,7 @@ class Recognizer:
         threshold = None if threshold is None else check_threshold(threshold)
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")
+        settings = Settings(min_face_size=check_min_face_size(min_face_size))
         self.top_k = top_k
         self.manifest = load_manifest(folder, verify=check_sha256)
         models = self.manifest["models"]
@@ -132,11 +150,12 @@ class Recognizer:
             raise ManifestError(f"'{folder / 'manifest.json'}' lists no model {', '.join(absent)}; export the "
                                 "models again")
         # Every model is loaded and its inputs/outputs checked now, so a wrong file fails here, not mid-run.
-        loaded = {name: check_io(TFLiteModel(folder / models[name]["file"], threads=threads, verbose=verbose),
+        loaded = {name: check_io(TFLiteModel(folder / models[name]["file"], threads=threads, verbose=verbose,
+                                             shapes=1 if name in ("features", "head") else NET_SHAPES),
                                  models[name])
                   for name in names}
         self.features_model, self.head_model = loaded["features"], loaded["head"]
-        self.detector = Detector(*(loaded[Path(f).stem] for f in NET_FILES))
+        self.detector = Detector(*(loaded[Path(f).stem] for f in NET_FILES), settings=settings)
         try:
             crop = self.manifest["crop"]
             self.crop_size = (int(crop["height"]), int(crop["width"]))
@@ -168,9 +187,10 @@ class Recognizer:
         return cls(models_dir, gallery, **options)
 
     # -- the pipeline's steps ------------------------------------------------------------------------------
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Faces in an RGB ``uint8 [H, W, 3]`` image, most confident first."""
-        return self.detector.detect(image)
+    def detect(self, image: np.ndarray, proposals: np.ndarray | None = None) -> list[Face]:
+        """Faces in an RGB ``uint8 [H, W, 3]`` image, most confident first; ``proposals`` (boxes ``[N, 4]``, x, y,
+        w, h pixels, where faces were a frame ago): look only there (``Detector.detect``)."""
+        return self.detector.detect(image, proposals)
 
     def aligned(self, image: np.ndarray, faces: list[Face]) -> np.ndarray:
         """Crops ``uint8 [N, H, W, 3]`` of ``faces``, aligned as in training."""
@@ -223,11 +243,13 @@ class Recognizer:
         return outlines
 
     # -- answers -------------------------------------------------------------------------------------------
-    def recognize(self, image, faces: list[Face] | None = None) -> list[RecognizedFace]:
+    def recognize(self, image, faces: list[Face] | None = None,
+                  proposals: np.ndarray | None = None) -> list[RecognizedFace]:
         """Every face in ``image`` (a path, or RGB ``uint8 [H, W, 3]``; gray ``[H, W]`` and RGBA are converted,
-        anything else is an ``ImageError``), or only the given detections, matched against the gallery."""
+        anything else is an ``ImageError``), or only the given detections, or only the faces found again at
+        ``proposals`` (boxes ``[N, 4]`` x, y, w, h: a video's faces of a frame ago), matched against the gallery."""
         image = as_rgb(image)
-        faces = self.detect(image) if faces is None else faces
+        faces = self.detect(image, proposals) if faces is None else faces
         return [RecognizedFace(**vars(face), **self.match(feature_map, pattern))
                 for face, feature_map, pattern in self.face_features(image, faces)]
 

@@ -84,8 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="tf.distribute strategy for training: default (one device), mirrored (all local GPUs), "
         "multiworker (several machines; set TF_CONFIG on each and run the same command)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars (e.g. in logs)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide progress bars on a terminal too (output into a file or a pipe never has them: "
+                             "training logs one line per epoch there)")
     return parser
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal (stderr), unless ``--no-progress``: a log file gets no bars."""
+    return not args.no_progress and sys.stderr.isatty()
 
 
 def parse_stages(text: str) -> list[str]:
@@ -132,7 +139,7 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
         run.clear(name)
         print(f"[{name}] running ({'; '.join(decision.reasons)}) -> {run.folder(name)}")
         context = StageContext(config=config, run=run, cache_dir=Path(args.cache_dir or default_cache_dir()),
-                               key=stage_key(stage, config, data_files, inputs), progress=not args.no_progress,
+                               key=stage_key(stage, config, data_files, inputs), progress=show_progress(args),
                                force=args.force, strategy=args.strategy)
         start = time.perf_counter()
         summaries[name] = stage.run(context)

@@ -719,6 +719,24 @@ def test_edge_threads_below_one_blames_the_option(smoke_export, photos):
     assert "features.tflite" not in result.stderr
 
 
+@cases("value, message", [
+    ("5", "the smallest face to look for must be at least 12 pixels, got 5"),
+    ("nan", "the smallest face to look for must be at least 12 pixels, got nan"),
+    ("big", "the smallest face is a number of pixels, not 'big'"),
+])
+def test_edge_min_face_size_below_the_detector_window_is_refused(smoke_export, photos, value, message):
+    result = edge("identify", "--models", smoke_export, "--min-face-size", value, photos["good.jpg"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"error: argument --min-face-size: {message}" in result.stderr
+
+
+def test_recognizer_min_face_size_below_the_detector_window_is_a_value_error(smoke_export):
+    from edge_runtime import Recognizer
+
+    with pytest.raises(ValueError, match="the smallest face to look for must be at least 12 pixels, got 5"):
+        Recognizer(smoke_export, min_face_size=5)
+
+
 def test_gallery_options_may_follow_the_action(smoke_export, gallery_of_one):
     listed = edge("gallery", "list", "--models", smoke_export, "--gallery", gallery_of_one)
     assert listed.returncode == 0, listed.stderr

@@ -96,15 +96,17 @@ def fake_face(name: str = "Alice") -> RecognizedFace:
 
 
 class FakeRecognizer:
-    """Finds the same face in every frame it is asked about; counts calls."""
+    """Finds the same face in every frame it is asked about (none in the calls numbered in ``blind``); counts
+    calls and keeps the ``proposals`` of each."""
 
-    def __init__(self):
-        self.calls = 0
+    def __init__(self, blind=()):
+        self.calls, self.blind, self.proposals = 0, set(blind), []
 
-    def recognize(self, image, faces=None):
+    def recognize(self, image, faces=None, proposals=None):
         assert image.ndim == 3 and image.shape[2] == 3
+        self.proposals.append(proposals)
         self.calls += 1
-        return [fake_face()]
+        return [] if self.calls - 1 in self.blind else [fake_face()]
 
 
 class FakeCapture:
@@ -213,6 +215,20 @@ def test_headless_loop_with_fake_capture(monkeypatch):
         np.testing.assert_allclose(r["faces"][0]["landmarks"], expected, atol=0.6)
     assert all(isinstance(r["fps"], float) and r["fps"] > 0 for r in records)
     assert factory.opened[0][1].released
+
+
+def test_whole_frame_searched_every_scan_every_detections_or_with_nothing_tracked(monkeypatch):
+    frames = [shifted(texture(), i, 0) for i in range(10)]
+    monkeypatch.setattr(camera, "open_capture", CaptureFactory(FakeCapture(frames)))
+    recognizer = FakeRecognizer(blind={4})  # the face is lost at the 5th detection
+    run_camera(recognizer, "0", headless=True, detect_every=1, scan_every=3, max_frames=10, out=io.StringIO())
+    scans = [i for i, proposals in enumerate(recognizer.proposals) if proposals is None]
+    assert scans == [0, 3, 5, 6, 9]  # every 3rd detection, and the one after the face was lost
+    tracked = [np.asarray(p) for p in recognizer.proposals if p is not None]
+    assert all(p.shape == (1, 4) for p in tracked)  # the tracked face's box (x, y, w, h)
+    np.testing.assert_allclose(tracked[0][0], fake_face().box)
+    with pytest.raises(CameraError, match="--scan-every must be at least 1"):
+        run_camera(FakeRecognizer(), "0", headless=True, scan_every=0)
 
 
 # ---------------------------------------------------------------------------------------------- live sources

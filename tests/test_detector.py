@@ -69,16 +69,20 @@ def test_settings_are_the_package_defaults():
         assert defaults[field] == value, field
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two (x, y, w, h) boxes."""
+    x1, y1 = np.maximum(a[:2], b[:2])
+    x2, y2 = np.minimum(a[:2] + a[2:], b[:2] + b[2:])
+    inter = max(x2 - x1, 0) * max(y2 - y1, 0)
+    return float(inter / (np.prod(a[2:]) + np.prod(b[2:]) - inter))
+
+
 def test_central_face_matches_package(detector, raw_faces):
     for image, reference in list(zip(*raw_faces))[:5]:
         face = central_face(detector.detect(image), image.shape)
         assert face is not None
         assert face.box.shape == (4,) and face.landmarks.shape == (5, 2) and face.box.dtype == np.float32
-        x1, y1 = np.maximum(face.box[:2], reference.box[:2])
-        x2, y2 = np.minimum(face.box[:2] + face.box[2:], reference.box[:2] + reference.box[2:])
-        inter = max(x2 - x1, 0) * max(y2 - y1, 0)
-        iou = inter / (np.prod(face.box[2:]) + np.prod(reference.box[2:]) - inter)
-        assert iou > 0.9
+        assert box_iou(face.box, reference.box) > 0.9
         assert np.linalg.norm(face.landmarks - reference.landmarks, axis=1).max() < 3.0
         assert abs(face.confidence - reference.confidence) < 1e-3
 
@@ -98,3 +102,63 @@ def test_edge_detector_runs_without_tensorflow(detector_dir):
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_proposals_find_a_moved_face_again_without_the_pyramid(detector, raw_faces):
+    image = raw_faces[0][0]
+    face = central_face(detector.detect(image), image.shape)
+    moved = np.roll(image, (5, 7), axis=(0, 1))  # the face 7 px right and 5 px down a frame later
+    full = central_face(detector.detect(moved), moved.shape)
+    calls = []
+    pnet = detector.pnet
+    watched = Detector(lambda *a: calls.append(1) or pnet(*a), detector.rnet, detector.onet, detector.settings)
+    again = watched.detect(moved, proposals=np.array([face.box]))
+    assert not calls, "P-net ran although proposals were given"
+    assert len(again) == 1
+    # as close to a full detection as two full detections a few pixels apart are (up to 3-4 px, measured)
+    assert box_iou(again[0].box, full.box) > 0.9
+    assert np.linalg.norm(again[0].landmarks - full.landmarks, axis=1).max() < 4.0
+    np.testing.assert_allclose(again[0].landmarks - face.landmarks, np.tile([7, 5], (5, 1)), atol=4.0)
+    nowhere = np.array([[0, 0, face.box[2], face.box[3]]])  # a corner of the photo with no face in it
+    assert watched.detect(moved, proposals=nowhere) == [] and not calls
+
+
+def test_min_face_size_starts_the_pyramid_lower(detector, raw_faces):
+    image = raw_faces[0][0]  # an LFW photo, 250 x 250: its face is about 110 px tall
+    levels = {}
+    for size in (20, 60, 300):
+        shapes = []
+        pnet = detector.pnet
+        sized = Detector(lambda level: shapes.append(level.shape) or pnet(level), detector.rnet, detector.onet,
+                         Settings(min_face_size=size))
+        levels[size] = (shapes, sized.detect(image))
+    assert levels[20][0][0] == (1, 150, 150, 3) and levels[60][0][0] == (1, 50, 50, 3)  # 250 * 12 / size
+    assert len(levels[60][0]) < len(levels[20][0])
+    assert levels[20][1] and levels[60][1]  # the face is larger than both
+    assert levels[300] == ([], [])  # the whole photo is smaller than the smallest face looked for
+
+
+def test_batches_are_padded_to_powers_of_two_with_the_same_outputs(detector_dir):
+    from edge_runtime.detector import run_batch
+
+    rnet = TFLiteModel(detector_dir / "rnet.tflite", shapes=4)
+    batch = np.random.default_rng(1).uniform(-1, 1, (5, 24, 24, 3)).astype(np.float32)
+    padded = run_batch(rnet, batch)
+    assert rnet.kept_shapes[-1] == ((8, 24, 24, 3),)
+    for got, expected in zip(padded, rnet(batch)):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert [o.shape[0] for o in run_batch(rnet, batch[:1])] == [1, 1]
+
+
+def test_an_interpreter_per_shape_gives_the_same_answers(detector_dir):
+    path = detector_dir / "pnet.tflite"
+    single, kept = TFLiteModel(path), TFLiteModel(path, shapes=2)
+    rng = np.random.default_rng(2)
+    levels = [rng.uniform(-1, 1, (1, h, w, 3)).astype(np.float32) for h, w in ((40, 50), (28, 35), (20, 25))]
+    for level in levels + levels:
+        for got, expected in zip(kept(level), single(level)):
+            np.testing.assert_array_equal(got, expected)
+    assert kept.kept_shapes == [((1, 28, 35, 3),), ((1, 20, 25, 3),)]  # at most 2, least recently used first
+    with pytest.raises(ValueError, match="shapes must be a whole number of at least 1"):
+        TFLiteModel(path, shapes=0)

@@ -182,3 +182,20 @@ def test_a_backup_resumes_only_with_the_same_key_and_without_force(tmp_path):
     assert not resumable(backup, StageContext(load_config("smoke"), RunFolder(tmp_path), tmp_path, key="other"))
     context.force = True
     assert not resumable(backup, context)
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    import argparse
+    import io
+
+    from keras_landmask.train import show_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert show_progress(argparse.Namespace(no_progress=False))
+    assert not show_progress(argparse.Namespace(no_progress=True))
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file or a pipe
+    assert not show_progress(argparse.Namespace(no_progress=False))
