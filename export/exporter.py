@@ -2,12 +2,18 @@
 
 ``export_run`` converts the run's robust models for one layout (``DEFAULT_LAYOUT``, LM2) with one quantization,
 checks every model has only builtin ops, measures Table 1 parity of the exported models against the Keras
-ones on the run's own test split, calibrates the open-set (1:N) and verification (1:1, on pairs) thresholds on
-its validation split, and writes everything (models first, manifest last, so a folder with a manifest is complete).
+ones on the run's own test split and refuses an export that loses more than the tolerance (``parity.guard``),
+calibrates the open-set (1:N) and verification (1:1, on pairs) thresholds on its validation split, and writes
+everything. The files are made in a staging folder beside ``--out`` and moved in only when the export is
+complete and within the tolerance (models first, manifest last, so a folder with a manifest is complete); a
+refused or interrupted export leaves ``--out`` as it was.
 """
 from __future__ import annotations
 
 import json
+import math
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -17,7 +23,7 @@ from edge_runtime.interpreter import TFLiteModel
 from export.convert import QUANTIZATIONS, check_builtin_ops, to_tflite
 from export.detector import APPLIED_QUANTIZATION, DETECTOR_SPEC, export_mtcnn
 from export.manifest import manifest_header, model_entry
-from export.parity import agreement, compare, keras_pair, pattern_embedder, table_rows, tflite_pair
+from export.parity import agreement, compare, guard, keras_pair, pattern_embedder, table_rows, tflite_pair
 from export.threshold import (calibrate_threshold, openset_pattern_thresholds, openset_threshold,
                               pattern_thresholds, verify_thresholds)
 from keras_landmask.core.align import TEMPLATE_128x96
@@ -35,17 +41,26 @@ FEATURES_OUTPUTS = ["feature_map", "occluded_regions"]
 HEAD_OUTPUTS = ["embedding"]
 
 
+class AccuracyDropError(LandmaskError):
+    """The exported models lose more rank-1 against the Keras ones than the tolerance allows."""
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8", layout: str = DEFAULT_LAYOUT,
                masks_dir: str | Path | None = None, calibration: int = 200, threads: int = 2,
-               log=print) -> dict:
+               allow_accuracy_drop: float | None = None, log=print) -> dict:
     """Export ``run_dir`` into ``out_dir``; returns the manifest. ``calibration`` = representative crops for
     int8 (half clean, half with synthetic occlusions); ``masks_dir`` = MaskTheFace templates (default: the
-    folder the run was trained with, recorded in its ``config.yaml``)."""
+    folder the run was trained with, recorded in its ``config.yaml``); ``allow_accuracy_drop``: points of
+    rank-1 any Table 1 cell may lose (default: ``parity.guard``'s tolerance). ``AccuracyDropError`` when the
+    export loses more; ``out_dir`` is then left as it was."""
     if quantize not in QUANTIZATIONS:
         raise LandmaskError(f"unknown quantization '{quantize}'; choose one of {', '.join(QUANTIZATIONS)}")
     for option, value in (("calibration", calibration), ("threads", threads)):
         if not isinstance(value, int) or value < 1:
             raise LandmaskError(f"--{option} must be a whole number of at least 1, got {value!r}")
+    if allow_accuracy_drop is not None and not (isinstance(allow_accuracy_drop, (int, float))
+                                                and math.isfinite(allow_accuracy_drop) and allow_accuracy_drop >= 0):
+        raise LandmaskError(f"--allow-accuracy-drop is a number of points from 0 to 100, got {allow_accuracy_drop!r}")
     run = RunFolder(run_dir)
     if not run.root.is_dir():
         raise LandmaskError(f"run folder '{run.root}' not found; train one with python -m keras_landmask.train")
@@ -62,13 +77,26 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
                             "--masks DIR (e.g. ../shared/data/maskthefaces)")
     templates = load_mask_templates(masks_dir)
     occluders = occluder_catalogue(layouts, templates)
+    staging = out.parent / f".{out.name}.export-partial"
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)  # an earlier export that was killed
+        staging.mkdir(parents=True)
     except OSError as error:
         raise LandmaskError(f"cannot create the output folder '{out}' ({error.strerror or error}); choose a "
                             "writable --out") from None
-    (out / MANIFEST_NAME).unlink(missing_ok=True)  # no manifest until the folder is complete again
+    try:
+        manifest = _export(run, config, faces, layouts, models, templates, occluders, staging, quantize, layout,
+                           calibration, threads, allow_accuracy_drop, log)
+        publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
 
+
+def _export(run: RunFolder, config, faces: FaceSet, layouts: dict, models, templates, occluders, out: Path,
+            quantize: str, layout: str, calibration: int, threads: int, allow_accuracy_drop: float | None,
+            log) -> dict:
+    """``export_run``'s work, writing into the staging folder ``out``."""
     train, val, test = (faces.subset(s) for s in ("train", "val", "test"))
     start = time.perf_counter()
     log(f"converting features and head ({quantize})")
@@ -94,8 +122,16 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
                                                                  probes, test.labels, layout))
     gallery_maps = exported.features(train.images)[0]
     exported_rows = table_rows(exported, gallery_maps, train.labels, probes, test.labels, layout)
-    parity = {**compare(keras_rows, exported_rows, layout), **agreement(keras, exported, probes["clean"][:64]),
-              "target_max_drop_points": 1.0}
+    comparison = compare(keras_rows, exported_rows, layout)
+    verdict = guard(comparison, len(test), allow_accuracy_drop)
+    log(f"parity: largest drop {comparison['max_drop_points']:.2f} points; {verdict['note']}")
+    if not verdict["passed"]:
+        raise AccuracyDropError(
+            f"the {quantize} models lose more rank-1 against the Keras ones than the tolerance allows "
+            f"({'; '.join(verdict['over'])}; tolerance {verdict['tolerance_points']['clean']:g} points clean, "
+            f"{verdict['tolerance_points']['occluded']:g} occluded), so nothing was exported; try --quantize "
+            "dynamic or float16, or accept the loss with --allow-accuracy-drop POINTS")
+    parity = {**comparison, **agreement(keras, exported, probes["clean"][:64]), "guard": verdict}
     embed = pattern_embedder(exported.masked_head)
     threshold = calibrate(run, exported, embed, (train, gallery_maps), val, layouts, templates, config.occlusion.seed,
                           len(layouts[layout].regions), log)
@@ -115,6 +151,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path, quantize: str = "int8",
     }
     write_json(out / MANIFEST_NAME, manifest)
     return manifest
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move the finished export from ``staging`` into ``out``: the old manifest out first, the new one in last,
+    so ``out`` never holds a manifest that does not describe its files."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    for path in sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST_NAME):
+        os.replace(path, out / path.name)
 
 
 def calibrate(run: RunFolder, exported, embed, gallery: tuple, val: FaceSet, layouts: dict, templates, seed: int,

@@ -16,6 +16,11 @@ from edge_runtime.interpreter import TFLiteModel
 from keras_landmask.core.vectors import l2_normalise
 from keras_landmask.evaluate import GalleryCache, identify_masked
 
+# How much rank-1 (points) an export may lose against the Keras models on the run's test split before the
+# export refuses to finish: clean faces, and every occluded Table 1 cell.
+CLEAN_TOLERANCE = 1.0
+OCCLUDED_TOLERANCE = 2.0
+
 Features = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 MaskedHead = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -103,3 +108,30 @@ def compare(keras_rows: dict, exported_rows: dict, layout: str) -> dict:
             worst = max(worst, drop)
             table[occlusion][column] = {"keras_rank1": ours, "tflite_rank1": theirs, "drop_points": drop}
     return {"rows": table, "max_drop_points": worst}
+
+
+def guard(comparison: dict, probes: int, allowed: float | None = None) -> dict:
+    """Whether ``compare``'s drops stay within the tolerance: ``CLEAN_TOLERANCE`` points on clean faces and
+    ``OCCLUDED_TOLERANCE`` on every occluded cell, or ``allowed`` points on every cell (the user's
+    ``--allow-accuracy-drop``). A test split of ``probes`` faces measures rank-1 in steps of 100 / ``probes``
+    points; when one step is larger than the smallest tolerance (a smoke run's handful of faces), the drops
+    cannot be judged and nothing is checked.
+
+    Returns ``{"tolerance_points": {"clean", "occluded"}, "allowed_points", "checked", "over": [cells over
+    the tolerance, e.g. "face_mask / LM2: 3.10 points"], "passed", "note"}``."""
+    tolerance = {"clean": CLEAN_TOLERANCE, "occluded": OCCLUDED_TOLERANCE} if allowed is None else \
+        {"clean": float(allowed), "occluded": float(allowed)}
+    step = 100.0 / max(probes, 1)
+    checked = step <= min(tolerance.values())
+    over = [f"{occlusion} / {column}: {cell['drop_points']:.2f} points"
+            for occlusion, row in comparison["rows"].items() for column, cell in row.items()
+            if cell["drop_points"] > tolerance["clean" if occlusion == "clean" else "occluded"]]
+    if not checked:
+        note = (f"not checked: {probes} test faces measure rank-1 in steps of {step:.1f} points, coarser than the "
+                f"{min(tolerance.values()):g}-point tolerance")
+    elif over:
+        note = f"over the tolerance: {'; '.join(over)}"
+    else:
+        note = "within the tolerance"
+    return {"tolerance_points": tolerance, "allowed_points": allowed, "checked": checked, "over": over,
+            "passed": not (checked and over), "note": note}

@@ -695,6 +695,8 @@ def test_reserved_name_unknown_is_refused(smoke_export, gallery_of_one, photos, 
     (["--calibration", "0"], "argument --calibration: must be at least 1, got 0"),
     (["--calibration", "-5"], "argument --calibration: must be at least 1, got -5"),
     (["--threads", "0"], "argument --threads: must be at least 1, got 0"),
+    (["--allow-accuracy-drop", "-1"], "argument --allow-accuracy-drop: a number of points from 0 to 100, got -1.0"),
+    (["--allow-accuracy-drop", "nan"], "argument --allow-accuracy-drop: a number of points from 0 to 100, got nan"),
 ])
 def test_export_numbers_below_one_are_refused_before_anything_is_written(tmp_path, args, message):
     result = export("--run", tmp_path, "--out", tmp_path / "out", *args)

@@ -136,3 +136,46 @@ def test_cli_help_explains_the_quantizations():
     assert result.returncode == 0
     for word in ("float16", "dynamic", "int8", "manifest.json"):
         assert word in result.stdout
+
+
+def test_an_export_over_the_tolerance_is_refused_and_leaves_out_as_it_was(smoke_finished, smoke_export, tmp_path,
+                                                                          masks_dir, monkeypatch, capsys):
+    import export.exporter as exporter
+    from export.cli import main
+    from export.parity import guard
+
+    def inflated(comparison, probes, allowed):  # as if a 1000-face test split had lost 5 points under masks only
+        for row in comparison["rows"].values():
+            for cell in row.values():
+                cell["drop_points"] = 0.0
+        comparison["rows"]["face_mask"]["LM2"]["drop_points"] = 5.0
+        return guard(comparison, 1000, allowed)
+
+    monkeypatch.setattr(exporter, "guard", inflated)
+    out = tmp_path / "dist"
+    shutil.copytree(smoke_export, out)  # an earlier, good export in --out
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    code = main(["--run", str(smoke_finished), "--out", str(out), "--masks", str(masks_dir), "--calibration", "8"])
+    error = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in error
+    assert "error: the int8 models lose more rank-1 against the Keras ones than the tolerance allows (face_mask / " \
+           "LM2: 5.00 points; tolerance 1 points clean, 2 occluded)" in error
+    assert "--allow-accuracy-drop POINTS" in error
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]  # no staging folder left
+    fresh = tmp_path / "fresh"
+    with pytest.raises(exporter.AccuracyDropError):
+        export_run(smoke_finished, fresh, calibration=8, masks_dir=masks_dir, log=lambda message: None)
+    assert not fresh.exists()
+
+    manifest = export_run(smoke_finished, fresh, calibration=8, masks_dir=masks_dir, allow_accuracy_drop=6,
+                          log=lambda message: None)
+    assert manifest["parity"]["guard"]["allowed_points"] == 6 and manifest["parity"]["guard"]["passed"]
+    assert load_manifest(fresh)["parity"]["guard"]["tolerance_points"] == {"clean": 6.0, "occluded": 6.0}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "fresh"]
+
+
+def test_the_manifest_records_the_tolerance_and_the_verdict(exports):
+    verdict = exports["int8"][1]["parity"]["guard"]
+    assert verdict["tolerance_points"] == {"clean": 1.0, "occluded": 2.0} and verdict["allowed_points"] is None
+    assert verdict["passed"] and not verdict["checked"]  # a smoke run's 8 test faces cannot see a 1-point drop
