@@ -128,7 +128,7 @@ def _export(run: RunFolder, config, faces: FaceSet, layouts: dict, models, templ
     if not verdict["passed"]:
         raise AccuracyDropError(
             f"the {quantize} models lose more rank-1 against the Keras ones than the tolerance allows "
-            f"({'; '.join(verdict['over'])}; tolerance {verdict['tolerance_points']['clean']:g} points clean, "
+            f"({'; '.join(verdict['over'])}; tolerance in points: {verdict['tolerance_points']['clean']:g} clean, "
             f"{verdict['tolerance_points']['occluded']:g} occluded), so nothing was exported; try --quantize "
             "dynamic or float16, or accept the loss with --allow-accuracy-drop POINTS")
     parity = {**comparison, **agreement(keras, exported, probes["clean"][:64]), "guard": verdict}

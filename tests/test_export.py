@@ -159,7 +159,7 @@ def test_an_export_over_the_tolerance_is_refused_and_leaves_out_as_it_was(smoke_
     error = capsys.readouterr().err
     assert code == 2 and "Traceback" not in error
     assert "error: the int8 models lose more rank-1 against the Keras ones than the tolerance allows (face_mask / " \
-           "LM2: 5.00 points; tolerance 1 points clean, 2 occluded)" in error
+           "LM2: 5.00 points; tolerance in points: 1 clean, 2 occluded)" in error
     assert "--allow-accuracy-drop POINTS" in error
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]  # no staging folder left
