@@ -13,6 +13,7 @@ Android's stock LiteRT and its delegates without the Flex (TensorFlow ops) libra
 """
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -47,36 +48,38 @@ def save_serving(model, output_names: list[str], path: Path) -> Path:
 def to_tflite(model, output_names: list[str], quantize: str, representative: Representative | None = None) -> bytes:
     """Convert ``model`` (Keras, inputs named) with the given quantization; ``representative`` is required
     for ``int8``. Raises ``LandmaskError`` if the model needs a non-builtin op."""
-    import tensorflow as tf
-
-    if quantize not in QUANTIZATIONS:
-        raise LandmaskError(f"unknown quantization '{quantize}'; choose one of {', '.join(QUANTIZATIONS)}")
-    with tempfile.TemporaryDirectory() as folder:
-        saved = save_serving(model, output_names, Path(folder) / "saved_model")
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
-        content = _convert(converter, model.name, quantize, representative)
+    with converter_for(model, output_names, quantize, representative) as converter:
+        try:
+            content = converter.convert()
+        except Exception as error:  # the converter raises several unrelated types, all with a useful last line
+            raise LandmaskError(f"TFLite conversion of '{model.name}' ({quantize}) failed: "
+                                f"{str(error).strip().splitlines()[-1]}") from error
     check_builtin_ops(content, model.name)
     return content
 
 
-def _convert(converter, name: str, quantize: str, representative: Representative | None) -> bytes:
+@contextlib.contextmanager
+def converter_for(model, output_names: list[str], quantize: str, representative: Representative | None = None):
+    """A ``tf.lite.TFLiteConverter`` for ``model`` set up for ``quantize`` (builtin ops only), valid inside the
+    ``with`` block (its SavedModel lives in a temporary folder until then)."""
     import tensorflow as tf
 
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        if representative is None:
-            raise ValueError("int8 quantization needs a representative dataset")
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    try:
-        return converter.convert()
-    except Exception as error:  # the converter raises several unrelated types, all with a useful last line
-        raise LandmaskError(f"TFLite conversion of '{name}' ({quantize}) failed: "
-                            f"{str(error).strip().splitlines()[-1]}") from error
+    if quantize not in QUANTIZATIONS:
+        raise LandmaskError(f"unknown quantization '{quantize}'; choose one of {', '.join(QUANTIZATIONS)}")
+    if quantize == "int8" and representative is None:
+        raise ValueError("int8 quantization needs a representative dataset")
+    with tempfile.TemporaryDirectory() as folder:
+        saved = save_serving(model, output_names, Path(folder) / "saved_model")
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        yield converter
 
 
 def operator_names(content: bytes) -> list[str]:
