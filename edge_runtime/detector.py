@@ -30,7 +30,10 @@ NORMALISATION = (127.5, 128.0)  # net input = (rgb - 127.5) / 128
 CELL = 12  # P-net window (pixels of a pyramid level) and smallest level side
 STRIDE = 2  # P-net output step (pixels of a pyramid level)
 NET_FILES = ("pnet.tflite", "rnet.tflite", "onet.tflite")
-NET_SHAPES = 16  # interpreters kept per net, one per input shape: P-net's pyramid levels, R/O-net batch sizes
+# Interpreters are kept per net input shape (P-net's pyramid levels, R/O-net batch sizes) up to this many input
+# elements in all: every level of a 1280x720 frame down to 20 px faces (about 120 MB of P-net tensors); a
+# 12-megapixel photo's levels would take 1.6 GB, so larger images reuse interpreters instead.
+NET_KEEP_ELEMENTS = 2_000_000
 PROPOSAL_GROWTH = 1.1  # a proposal box (a face a frame ago) grows by this to cover the face's motion
 
 
@@ -72,8 +75,8 @@ class Detector:
     @classmethod
     def from_dir(cls, models_dir: str | Path, threads: int = 1, settings: Settings = Settings()) -> "Detector":
         """The detector over ``models_dir/{pnet,rnet,onet}.tflite``."""
-        return cls(*(TFLiteModel(Path(models_dir) / name, threads=threads, shapes=NET_SHAPES) for name in NET_FILES),
-                   settings=settings)
+        return cls(*(TFLiteModel(Path(models_dir) / name, threads=threads, keep_elements=NET_KEEP_ELEMENTS)
+                     for name in NET_FILES), settings=settings)
 
     def detect(self, image: np.ndarray, proposals: np.ndarray | None = None) -> list[Face]:
         """Faces in an RGB ``uint8 [H, W, 3]`` image, highest confidence first.
@@ -151,7 +154,7 @@ def net_patches(pixels: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
 
 def run_batch(net: Net, batch: np.ndarray) -> list[np.ndarray]:
     """``net`` on a batch zero-padded to the next power of two, outputs cut back to the batch: a few batch
-    sizes recur, so a net that keeps an interpreter per input shape (``NET_SHAPES``) seldom reallocates."""
+    sizes recur, so a net that keeps an interpreter per input shape (``NET_KEEP_ELEMENTS``) seldom reallocates."""
     count = len(batch)
     padded = 1 << max(count - 1, 0).bit_length()
     if padded > count:

@@ -71,27 +71,28 @@ class TFLiteModel:
 
     Inputs whose shape differs from the model's are resized on the fly (models exported with a resizable
     dimension accept any size there). A resize reallocates every tensor, which costs about as much as running a
-    small net, so ``shapes`` > 1 keeps up to that many interpreters, one per input shape, the least recently
-    used one resized for a new shape: a net called with a few recurring shapes (the detector's pyramid levels
-    of a camera's frames) then never reallocates. Float inputs are quantized and quantized outputs dequantized
-    with the tensors' own parameters, so callers always pass and get real values. ``threads``: at least 1;
-    ``verbose``: let LiteRT's INFO lines through.
+    small net, so interpreters can be kept, one per input shape, while the kept shapes' input elements add up to
+    at most ``keep_elements`` (the least recently used are dropped first; their memory grows with their input):
+    a net called with a few recurring shapes (the detector's pyramid levels of a camera's frames) then never
+    reallocates. ``keep_elements=0`` keeps one interpreter, resized for each new shape (the least memory).
+    Float inputs are quantized and quantized outputs dequantized with the tensors' own parameters, so callers
+    always pass and get real values. ``threads``: at least 1; ``verbose``: let LiteRT's INFO lines through.
     """
 
     def __init__(self, path: str | Path | None = None, content: bytes | None = None, threads: int = 1,
-                 verbose: bool = False, shapes: int = 1):
+                 verbose: bool = False, keep_elements: int = 0):
         self.name = Path(path).name if path is not None else "model"
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a whole number of at least 1, got {threads!r}")
-        if not isinstance(shapes, int) or shapes < 1:
-            raise ValueError(f"shapes must be a whole number of at least 1, got {shapes!r}")
+        if not isinstance(keep_elements, int) or keep_elements < 0:
+            raise ValueError(f"keep_elements must be a whole number of at least 0, got {keep_elements!r}")
         self._source = dict(model_path=None if path is None else str(path), model_content=content,
                             num_threads=threads)
         self._verbose = verbose
         self.interpreter = self._load()
         self.inputs = self.interpreter.get_input_details()
         self.outputs = self.interpreter.get_output_details()
-        self.max_shapes = shapes
+        self.keep_elements = keep_elements
         self._by_shape = {self._shapes_of(self.interpreter): self.interpreter}  # least recently used first
 
     def _load(self):
@@ -133,14 +134,16 @@ class TFLiteModel:
         return [from_tensor(interpreter.get_tensor(d["index"]), d) for d in self.outputs]
 
     def _interpreter_for(self, shapes: tuple):
-        """The interpreter allocated for input ``shapes``: a kept one, a new one while fewer than ``max_shapes``
-        are kept, else the least recently used one resized."""
+        """The interpreter allocated for input ``shapes``: a kept one; else the least recently used ones are
+        dropped until ``shapes`` fits in ``keep_elements`` and the last one dropped is resized, or, when none had
+        to go, a new one is loaded."""
         interpreter = self._by_shape.pop(shapes, None)
         if interpreter is None:
-            if len(self._by_shape) < self.max_shapes:
-                interpreter = self._load()
-            else:
+            needed = sum(int(np.prod(shape)) for shape in shapes)
+            while self._by_shape and needed + sum(sum(int(np.prod(s)) for s in kept)
+                                                  for kept in self._by_shape) > self.keep_elements:
                 interpreter = self._by_shape.pop(next(iter(self._by_shape)))
+            interpreter = interpreter or self._load()
             for detail, shape in zip(self.inputs, shapes):
                 interpreter.resize_tensor_input(detail["index"], shape)
             interpreter.allocate_tensors()

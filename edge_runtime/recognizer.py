@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_runtime.detector import CELL, NET_FILES, NET_SHAPES, Detector, Face, Settings, central_face
+from edge_runtime.detector import CELL, NET_FILES, NET_KEEP_ELEMENTS, Detector, Face, Settings, central_face
 from edge_runtime.gallery import Gallery, GalleryError, check_new_name, image_digest, pattern_key, top_matches
 from edge_runtime.interpreter import ModelError, TFLiteModel
 from edge_runtime.manifest import ManifestError, load_manifest
@@ -151,7 +151,7 @@ class Recognizer:
                                 "models again")
         # Every model is loaded and its inputs/outputs checked now, so a wrong file fails here, not mid-run.
         loaded = {name: check_io(TFLiteModel(folder / models[name]["file"], threads=threads, verbose=verbose,
-                                             shapes=1 if name in ("features", "head") else NET_SHAPES),
+                                             keep_elements=0 if name in ("features", "head") else NET_KEEP_ELEMENTS),
                                  models[name])
                   for name in names}
         self.features_model, self.head_model = loaded["features"], loaded["head"]

@@ -141,7 +141,7 @@ def test_min_face_size_starts_the_pyramid_lower(detector, raw_faces):
 def test_batches_are_padded_to_powers_of_two_with_the_same_outputs(detector_dir):
     from edge_runtime.detector import run_batch
 
-    rnet = TFLiteModel(detector_dir / "rnet.tflite", shapes=4)
+    rnet = TFLiteModel(detector_dir / "rnet.tflite", keep_elements=100_000)
     batch = np.random.default_rng(1).uniform(-1, 1, (5, 24, 24, 3)).astype(np.float32)
     padded = run_batch(rnet, batch)
     assert rnet.kept_shapes[-1] == ((8, 24, 24, 3),)
@@ -151,14 +151,18 @@ def test_batches_are_padded_to_powers_of_two_with_the_same_outputs(detector_dir)
     assert [o.shape[0] for o in run_batch(rnet, batch[:1])] == [1, 1]
 
 
-def test_an_interpreter_per_shape_gives_the_same_answers(detector_dir):
+def test_an_interpreter_per_shape_gives_the_same_answers_within_its_memory(detector_dir):
     path = detector_dir / "pnet.tflite"
-    single, kept = TFLiteModel(path), TFLiteModel(path, shapes=2)
+    single, kept = TFLiteModel(path), TFLiteModel(path, keep_elements=4500)
     rng = np.random.default_rng(2)
-    levels = [rng.uniform(-1, 1, (1, h, w, 3)).astype(np.float32) for h, w in ((40, 50), (28, 35), (20, 25))]
+    sizes = ((40, 50), (28, 35), (20, 25))  # 6000, 2940 and 1500 input elements
+    levels = [rng.uniform(-1, 1, (1, h, w, 3)).astype(np.float32) for h, w in sizes]
     for level in levels + levels:
         for got, expected in zip(kept(level), single(level)):
             np.testing.assert_array_equal(got, expected)
-    assert kept.kept_shapes == [((1, 28, 35, 3),), ((1, 20, 25, 3),)]  # at most 2, least recently used first
-    with pytest.raises(ValueError, match="shapes must be a whole number of at least 1"):
-        TFLiteModel(path, shapes=0)
+        assert len(single.kept_shapes) == 1  # keep_elements=0: one interpreter, resized
+    assert kept.kept_shapes == [((1, 28, 35, 3),), ((1, 20, 25, 3),)]  # 4440 elements, least recently used first
+    kept(levels[0])
+    assert kept.kept_shapes == [((1, 40, 50, 3),)]  # larger than the budget: kept alone
+    with pytest.raises(ValueError, match="keep_elements must be a whole number of at least 0"):
+        TFLiteModel(path, keep_elements=-1)
