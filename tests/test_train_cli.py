@@ -199,3 +199,37 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert not show_progress(argparse.Namespace(no_progress=True))
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file or a pipe
     assert not show_progress(argparse.Namespace(no_progress=False))
+
+
+def saved_weights(model_file: Path) -> list[np.ndarray]:
+    """Every weight array stored in a ``.keras`` file, in storage order."""
+    import io
+    import zipfile
+
+    import h5py
+
+    arrays = []
+    with zipfile.ZipFile(model_file) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as h5:
+        h5.visititems(lambda name, item: arrays.append(np.array(item)) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_the_same_seed_trains_the_same_weights(smoke_base, smoke_run, tmp_path):
+    """Every random draw of the base stage comes from the config's seeds, so on a CPU a rerun is bit for bit
+    the same (same data, teacher embeddings and settings)."""
+    import shutil
+
+    run, args = smoke_run
+    retrained = []
+    for copy in ("a", "b"):
+        runs = tmp_path / copy
+        shutil.copytree(run, runs / "smoke")
+        copied = with_stages(args, "base")
+        copied[copied.index("--runs-dir") + 1] = str(runs)
+        assert main([*copied, "--force"]) == 0
+        retrained.append(runs / "smoke" / "base")
+    first, second = (saved_weights(folder / "model.keras") for folder in retrained)
+    assert len(first) == len(second) > 20
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    metrics = [json.loads((folder / "metrics.json").read_text()) for folder in retrained]
+    assert [m["val"] for m in metrics] == [metrics[0]["val"]] * 2 and metrics[0]["best_epoch"] == metrics[1]["best_epoch"]
