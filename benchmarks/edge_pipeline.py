@@ -231,6 +231,20 @@ def time_edge(models: Path, threads: int, frames: list[np.ndarray], truth: list[
         recognizer.close()
 
 
+def timed_frames(frame_pass, frames: list[np.ndarray], truth: list[str], warmup: int) -> tuple[list, list, int]:
+    """``frame_pass(frame) -> (ms per stage, names found)`` over the frames after ``warmup`` of them: the rows
+    of stage times, the faces found per frame and the frames whose person is among the names."""
+    for frame in frames[:warmup]:
+        frame_pass(frame)
+    rows, faces, correct = [], [], 0
+    for frame, person in zip(frames, truth):
+        times, named = frame_pass(frame)
+        rows.append(times)
+        faces.append(len(named))
+        correct += person in named
+    return rows, faces, correct
+
+
 def time_face_recognition(frames: list[np.ndarray], truth: list[str], enrolment: dict, warmup: int) -> dict:
     """face_recognition's default pipeline (see the module docstring) on the same frames: median ms per frame of
     detection, encoding (landmarks + descriptor, every face) and matching, end to end, and frames named right."""
@@ -271,14 +285,7 @@ def time_face_recognition(frames: list[np.ndarray], truth: list[str], enrolment:
         times["match"] = time.perf_counter() - start
         return {k: v * 1e3 for k, v in times.items()}, named
 
-    for frame in frames[:warmup]:
-        frame_pass(frame)
-    rows, faces, correct = [], [], 0
-    for frame, person in zip(frames, truth):
-        times, named = frame_pass(frame)
-        rows.append(times)
-        faces.append(len(named))
-        correct += person in named
+    rows, faces, correct = timed_frames(frame_pass, frames, truth, warmup)
     e2e = [sum(r.values()) for r in rows]
     with_face = [r for r, n in zip(rows, faces) if n]
     return {"pipeline": "dlib HOG (upsample 1) + 5-point landmarks + ResNet descriptor (1 jitter) + nearest "
@@ -386,14 +393,7 @@ def time_baseline(run: Path, frames: list[np.ndarray], truth: list[str], enrolme
             times["match"] = time.perf_counter() - start
         return {k: v * 1e3 for k, v in times.items()}, found
 
-    for frame in frames[:warmup]:
-        frame_pass(frame)
-    rows, faces, correct = [], [], 0
-    for frame, person in zip(frames, truth):
-        times, found = frame_pass(frame)
-        rows.append(times)
-        faces.append(len(found))
-        correct += person in found
+    rows, faces, correct = timed_frames(frame_pass, frames, truth, warmup)
     with_face = [r for r, n in zip(rows, faces) if n]
     e2e_call = [r["detect"] + r["align"] + r["embed_call"] + r["match"] for r in rows]
     e2e_predict = [r["detect"] + r["align"] + r["embed_predict"] + r["match"] for r in rows]
