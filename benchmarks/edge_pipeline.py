@@ -545,9 +545,9 @@ def write_report(result: dict, out: Path, name: str) -> None:
     lines = [f"# Edge pipeline: video latency, Python baseline, accuracy on LFW ({result['run']})", "",
              f"{machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}; load average "
              f"{machine['load_average_start'][0]:.1f} at the start, {machine['load_average_end'][0]:.1f} at the "
-             "end. **Timings are wall clock on a shared 2-core machine with a training job running, so they are "
-             "noisy (easily ±30 %) and slower than an idle machine; compare rows of one run, not across runs. With "
-             "the cores shared, 2 interpreter threads are not reliably faster than 1.**",
+             "end. **Timings are wall clock on a shared machine (the load average says how busy it was), so they "
+             "are noisy (easily ±30 % when other jobs run); compare rows of one run, not across runs. With the cores "
+             "shared, 2 interpreter threads are not reliably faster than 1.**",
              ""]
     video = result.get("video")
     if video:
