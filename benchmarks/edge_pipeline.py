@@ -2,7 +2,7 @@
 
     python benchmarks/edge_pipeline.py --models dist/fast/int8 dist/fast/float32 --run runs/fast \\
         --data ../shared/data/lfw --masks ../shared/data/maskthefaces --frames 60 --threads 1 2 \\
-        --min-face-size 20 60
+        --detector photo camera
 
 Measures, and writes as ``<--name>.json`` and ``.md`` (default ``edge-pipeline``) to ``--out``:
 
@@ -13,9 +13,10 @@ a. **Video.** A 640×480 MJPG ``.avi`` (in a temporary folder) of LFW test-split
    interpreter threads, after ``--warmup`` frames: median ms per frame of each stage, called as
    ``Recognizer.recognize`` calls them (``detect``, ``aligned``, ``describe`` = features model, ``embed`` = head
    model, gallery ``embeddings`` + ``best_matches`` = match; every face of a frame), and of ``recognize(frame)``
-   itself (end to end, detection on every frame: the worst case), as FPS, once per ``--min-face-size`` (the
-   smallest face the detector looks for: 20 px is the photo default, 60 px the camera's). Decoding is timed
-   apart (a camera hands over decoded frames).
+   itself (end to end, detection on every frame: the worst case), as FPS, once per ``--detector`` setting
+   (``DETECTORS``: ``photo`` = what ``identify`` uses, faces down to 20 px, the package's exact pyramid;
+   ``camera`` = what ``camera`` uses, faces from 60 px, the smaller levels derived from the first). Decoding is
+   timed apart (a camera hands over decoded frames).
    **face_recognition** (the peer) on the same frames, in the same run: its default pipeline, rebuilt from its
    parts so that only dlib and ``face_recognition_models`` are needed (the ``teacher`` extra):
    ``face_locations`` (dlib's HOG detector, upsampled once), ``face_encodings`` (the 5-point landmark model, the
@@ -36,7 +37,7 @@ c. **Accuracy.** The whole train split enrolled through the runtime (detector on
 d. Gallery query cost at 10 000 faces is ``benchmarks/gallery_query.py``'s (quoted from its results, not rerun).
 e. **Camera loop.** ``edge_runtime.camera.run_camera`` (headless, JSON lines discarded) on a second video: the
    same people, each photo held for ``--hold`` frames while it drifts 3 px right and 2 px down a frame (a person
-   moving in front of a camera), with the camera's smallest face (``MIN_FACE_CAMERA``). Each setting of
+   moving in front of a camera), with the ``camera`` detector. Each setting of
    ``--detect-every`` / ``--scan-every`` (``CAMERA_SETTINGS``: recognition on every frame with the whole frame
    searched each time, then with tracked faces as proposals, then the camera's defaults): ms per frame
    (wall time of the loop, decoding included, over the frames) and the frames where the person is named.
@@ -64,6 +65,10 @@ from edge_runtime.detector import central_face  # noqa: E402
 from edge_runtime.gallery import best_matches  # noqa: E402
 from edge_runtime.camera import SCAN_EVERY, run_camera  # noqa: E402
 from edge_runtime.recognizer import MIN_FACE_CAMERA, MIN_FACE_PHOTO, Recognizer  # noqa: E402
+
+# The detector as the CLI sets it up for photos (identify, verify, enrol) and for video (camera).
+DETECTORS = {"photo": {"min_face_size": MIN_FACE_PHOTO, "derive_levels": False},
+             "camera": {"min_face_size": MIN_FACE_CAMERA, "derive_levels": True}}
 from keras_landmask.core.align import CROPPERS, Detection  # noqa: E402
 from keras_landmask.core.images import read_image  # noqa: E402
 from keras_landmask.core.layouts import DEFAULT_LAYOUT, LANDMARK_NAMES  # noqa: E402
@@ -189,19 +194,19 @@ def edge_frame(recognizer: Recognizer, frame: np.ndarray) -> tuple[dict, list[st
 
 
 def enrolled_recognizer(models: Path, threads: int, enrolment: dict, gallery: Path,
-                        min_face_size: float = MIN_FACE_PHOTO) -> Recognizer:
-    """A recognizer over ``models`` with ``enrolment`` (name → photo paths) enrolled in a new ``gallery``."""
-    recognizer = Recognizer(models, gallery=gallery, threads=threads, create_gallery=True,
-                            min_face_size=min_face_size)
+                        detector: str = "photo") -> Recognizer:
+    """A recognizer over ``models`` with ``enrolment`` (name → photo paths) enrolled in a new ``gallery``,
+    detecting faces as the CLI does for ``detector`` (``DETECTORS``)."""
+    recognizer = Recognizer(models, gallery=gallery, threads=threads, create_gallery=True, **DETECTORS[detector])
     for name, paths in enrolment.items():
         recognizer.enrol(name, [read_image(p) for p in paths], [str(p) for p in paths])
     return recognizer
 
 
 def time_edge(models: Path, threads: int, frames: list[np.ndarray], truth: list[str], enrolment: dict,
-              warmup: int, folder: Path, min_face_size: float = MIN_FACE_PHOTO) -> dict:
-    gallery = folder / f"video-{models.name}-{threads}-{min_face_size:g}.db"
-    recognizer = enrolled_recognizer(models, threads, enrolment, gallery, min_face_size)
+              warmup: int, folder: Path, detector: str = "photo") -> dict:
+    gallery = folder / f"video-{models.name}-{threads}-{detector}.db"
+    recognizer = enrolled_recognizer(models, threads, enrolment, gallery, detector)
     try:
         for frame in frames[:warmup]:  # tensor allocation, first pattern's gallery embeddings
             edge_frame(recognizer, frame)
@@ -219,7 +224,7 @@ def time_edge(models: Path, threads: int, frames: list[np.ndarray], truth: list[
         stages = {s: median(row[s] for row in (stage_rows if s == "detect" else with_face)) for s in STAGES}
         e2e_ms = median(e2e)
         return {"models": str(models), "quantization": recognizer.manifest["quantization"], "threads": threads,
-                "min_face_size": min_face_size, "stages_ms": stages, "stage_sum_ms": round(sum(v or 0.0 for v in stages.values()), 3),
+                "detector": detector, **DETECTORS[detector], "stages_ms": stages, "stage_sum_ms": round(sum(v or 0.0 for v in stages.values()), 3),
                 "e2e_ms": e2e_ms, "e2e_mean_ms": round(float(np.mean(e2e)), 3),
                 "fps": round(1000.0 / e2e_ms, 2), "frames": len(frames),
                 "frames_with_face": int(sum(n > 0 for n in faces)),
@@ -303,7 +308,7 @@ def time_camera_loop(models: Path, threads: int, video: Path, truth: list[str], 
     rows = []
     for detect_every, scan_every in CAMERA_SETTINGS:
         gallery = folder / f"camera-{models.name}-{threads}-{detect_every}-{scan_every}.db"
-        recognizer = enrolled_recognizer(models, threads, enrolment, gallery, MIN_FACE_CAMERA)
+        recognizer = enrolled_recognizer(models, threads, enrolment, gallery, "camera")
         try:
             out = _Lines()
             run_camera(recognizer, str(video), headless=True, detect_every=1, max_frames=5, out=_Lines())  # warm
@@ -315,7 +320,7 @@ def time_camera_loop(models: Path, threads: int, video: Path, truth: list[str], 
             recognizer.close()
         records = [json.loads(line) for line in out.lines]
         named = sum(person in [f["name"] for f in r["faces"]] for r, person in zip(records, truth))
-        rows.append({"models": str(models), "threads": threads, "min_face_size": MIN_FACE_CAMERA,
+        rows.append({"models": str(models), "threads": threads, **DETECTORS["camera"],
                      "detect_every": detect_every, "scan_every": scan_every, "frames": len(records),
                      "ms_per_frame": round(elapsed * 1e3 / len(records), 3),
                      "fps": round(len(records) / elapsed, 2), "named": int(named),
@@ -538,6 +543,12 @@ def ms(value) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def detector_label(row: dict) -> str:
+    """How a row's detector was set up: smallest face and pyramid."""
+    pyramid = "levels from the first" if row.get("derive_levels") else "exact pyramid"
+    return f"faces ≥ {row.get('min_face_size', MIN_FACE_PHOTO):g} px, {pyramid}"
+
+
 def write_report(result: dict, out: Path, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -557,11 +568,11 @@ def write_report(result: dict, out: Path, name: str) -> None:
                   f"{video['gallery_people']} people × {video['gallery_faces_per_person']} train photos; "
                   f"{video['warmup']} warm-up frames first. Median ms per frame; stage times of frames with a face "
                   "(detect: all frames); end to end = `Recognizer.recognize(frame)`.", "",
-                  "| models | threads | smallest face px | detect | align | features | head | match | stage sum | "
+                  "| models | threads | detector | detect | align | features | head | match | stage sum | "
                   "end to end | FPS | faces/frame | person named |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in video["edge"]:
             s = row["stages_ms"]
-            lines.append(f"| {row['quantization']} | {row['threads']} | {row.get('min_face_size', 20):g} | "
+            lines.append(f"| {row['quantization']} | {row['threads']} | {detector_label(row)} | "
                          + " | ".join(ms(s[k]) for k in STAGES)
                          + f" | {ms(row['stage_sum_ms'])} | **{ms(row['e2e_ms'])}** | **{row['fps']:.1f}** | "
                          f"{row['faces_per_frame']:.2f} | {row['enrolled_person_named']}/"
@@ -577,10 +588,10 @@ def write_report(result: dict, out: Path, name: str) -> None:
                       f"{peer['fps']:.1f} | {peer['faces_per_frame']:.2f} | {peer['enrolled_person_named']}/"
                       f"{peer['enrolled_person_frames']} |", "",
                       "Speed-up of the edge pipeline over face_recognition (its end to end over ours, same frames, "
-                      "same run):", "", "| models | threads | smallest face px | edge ms | speed-up |",
+                      "same run):", "", "| models | threads | detector | edge ms | speed-up |",
                       "|---|---|---|---|---|"]
             for row in video["edge"]:
-                lines.append(f"| {row['quantization']} | {row['threads']} | {row.get('min_face_size', 20):g} | "
+                lines.append(f"| {row['quantization']} | {row['threads']} | {detector_label(row)} | "
                              f"{ms(row['e2e_ms'])} | **{row['speedup_over_face_recognition']:.1f}×** |")
         base = video.get("baseline")
         if base:
@@ -647,8 +658,8 @@ def write_report(result: dict, out: Path, name: str) -> None:
     if loop:
         lines += ["## e. Camera loop", "",
                   f"`run_camera` (headless) on {loop['frames']} frames: each photo held {loop['hold']} frames, drifting "
-                  f"{loop['drift_px'][0]} px right and {loop['drift_px'][1]} px down a frame; smallest face "
-                  f"{loop['rows'][0]['min_face_size']:g} px. ms per frame = the loop's wall time (decoding, tracking "
+                  f"{loop['drift_px'][0]} px right and {loop['drift_px'][1]} px down a frame; detector "
+                  f"{detector_label(loop['rows'][0])}. ms per frame = the loop's wall time (decoding, tracking "
                   "and JSON included) over its frames.", "",
                   "| models | threads | detect every | scan every | ms per frame | FPS | frames with the person named |",
                   "|---|---|---|---|---|---|---|"]
@@ -686,9 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-baseline", action="store_true", help="no Python/TensorFlow baseline")
     parser.add_argument("--skip-accuracy", action="store_true", help="no LFW accuracy pass")
     parser.add_argument("--skip-video", action="store_true", help="no video timing")
-    parser.add_argument("--min-face-size", nargs="+", type=float, default=[MIN_FACE_PHOTO, MIN_FACE_CAMERA],
-                        help="smallest faces (px) the detector looks for, one video row each (default: the photo "
-                             "and the camera defaults)")
+    parser.add_argument("--detector", nargs="+", choices=list(DETECTORS), default=list(DETECTORS),
+                        help="detector set-ups, one video row each: photo (identify's) and camera (default: both)")
     parser.add_argument("--hold", type=int, default=10, help="frames each photo stays in the camera-loop video")
     parser.add_argument("--skip-face-recognition", action="store_true", help="no face_recognition (dlib) peer")
     parser.add_argument("--skip-camera", action="store_true", help="no camera-loop timing")
@@ -730,9 +740,9 @@ def main(argv: list[str] | None = None) -> int:
                                "edge": []}
             for models in args.models:
                 for threads in args.threads:
-                    for min_face_size in args.min_face_size:
-                        row = time_edge(models, threads, frames, truth, enrolment, args.warmup, folder, min_face_size)
-                        print(f"edge {row['quantization']} threads {threads} min face {min_face_size:g}: "
+                    for detector in args.detector:
+                        row = time_edge(models, threads, frames, truth, enrolment, args.warmup, folder, detector)
+                        print(f"edge {row['quantization']} threads {threads} {detector} detector: "
                               f"{row['stages_ms']} end to end {row['e2e_ms']} ms, {row['fps']} FPS")
                         result["video"]["edge"].append(row)
             if not args.skip_face_recognition:

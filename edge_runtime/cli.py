@@ -183,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             with Recognizer(args.models, gallery=getattr(args, "gallery", None), threads=args.threads,
                             threshold=getattr(args, "threshold", None), top_k=getattr(args, "top_k", DEFAULT_TOP_K),
                             create_gallery=args.command == "enrol", verbose=args.verbose,
-                            min_face_size=getattr(args, "min_face_size", MIN_FACE_PHOTO)) as recognizer:
+                            min_face_size=getattr(args, "min_face_size", MIN_FACE_PHOTO),
+                            derive_levels=args.command == "camera") as recognizer:
                 return COMMANDS[args.command](recognizer, args)
         except USER_ERRORS as error:
             print(f"error: {error}", file=sys.stderr)

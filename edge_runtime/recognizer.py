@@ -127,12 +127,14 @@ class Recognizer:
     and verification alike; ``top_k``: how many people ``RecognizedFace.top`` lists; ``threads``: LiteRT
     threads per model (at least 1); ``min_face_size``: the smallest face the detector looks for (pixels, at
     least 12; larger values skip the pyramid's largest, slowest levels: ``MIN_FACE_CAMERA`` for live video);
-    ``verbose``: let LiteRT's INFO lines through. Use it in a ``with`` block, or ``close()`` it.
+    ``derive_levels``: the detector's faster pyramid for video (``Detector``); ``verbose``: let LiteRT's INFO
+    lines through. Use it in a ``with`` block, or ``close()`` it.
     """
 
     def __init__(self, models_dir: str | Path, gallery: str | Path | None = None, threshold: float | None = None,
                  threads: int = 2, check_sha256: bool = True, top_k: int = DEFAULT_TOP_K,
-                 create_gallery: bool = False, verbose: bool = False, min_face_size: float = MIN_FACE_PHOTO):
+                 create_gallery: bool = False, verbose: bool = False, min_face_size: float = MIN_FACE_PHOTO,
+                 derive_levels: bool = False):
         folder = Path(models_dir)
         if not folder.is_dir():
             raise ManifestError(f"models folder '{folder}' not found; pass the folder written by "
@@ -155,7 +157,8 @@ class Recognizer:
                                  models[name])
                   for name in names}
         self.features_model, self.head_model = loaded["features"], loaded["head"]
-        self.detector = Detector(*(loaded[Path(f).stem] for f in NET_FILES), settings=settings)
+        self.detector = Detector(*(loaded[Path(f).stem] for f in NET_FILES), settings=settings,
+                                 derive_levels=derive_levels)
         try:
             crop = self.manifest["crop"]
             self.crop_size = (int(crop["height"]), int(crop["width"]))

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_runtime import detector as detector_module
 from edge_runtime.detector import Detector, Settings, central_face
 from edge_runtime.interpreter import TFLiteModel
 from export.detector import export_mtcnn
@@ -166,3 +167,25 @@ def test_an_interpreter_per_shape_gives_the_same_answers_within_its_memory(detec
     assert kept.kept_shapes == [((1, 40, 50, 3),)]  # larger than the budget: kept alone
     with pytest.raises(ValueError, match="keep_elements must be a whole number of at least 0"):
         TFLiteModel(path, keep_elements=-1)
+
+
+def test_levels_derived_from_the_first_find_the_same_faces(detector, raw_faces):
+    derived = Detector(detector.pnet, detector.rnet, detector.onet, detector.settings, derive_levels=True)
+    resized = []
+    original = detector_module.cv2.resize
+
+    def watched(source, size, **options):
+        resized.append(source.shape[:2])
+        return original(source, size, **options)
+
+    for image in raw_faces[0][:5]:
+        canvas = np.full((480, 640, 3), 128, np.uint8)  # as a camera frame
+        canvas[115:115 + image.shape[0], 195:195 + image.shape[1]] = image[:365 - 115, :445 - 195]
+        exact = central_face(detector.detect(canvas), canvas.shape)
+        resized.clear()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(detector_module.cv2, "resize", watched)
+            fast = central_face(derived.detect(canvas), canvas.shape)
+        assert resized[0] == (480, 640) and all(shape != (480, 640) for shape in resized[1:])  # the frame read once
+        assert box_iou(fast.box, exact.box) > 0.9
+        assert np.linalg.norm(fast.landmarks - exact.landmarks, axis=1).mean() < 2.0
