@@ -3,7 +3,7 @@
 Imports no TensorFlow: the interpreter comes from ``ai_edge_litert`` (or ``tflite_runtime``).
 
     from edge_runtime import Recognizer
-    with Recognizer("dist/lfw-int8", gallery="people.db") as recognizer:
+    with Recognizer(gallery="people.db") as recognizer:  # the shipped model pack; or Recognizer("dist/lfw-int8", ...)
         faces = recognizer.recognize("photo.jpg")
 """
 EXPORTS = {"Recognizer", "RecognizedFace", "DetectedFace", "Verification", "Enrolment"}

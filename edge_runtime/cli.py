@@ -1,13 +1,16 @@
 """``landmask`` (or ``python -m edge_runtime``): enrol people, identify or verify faces in photos, run a camera,
 manage the gallery.
 
-    landmask enrol    --models dist/lfw-int8 --gallery people.db --folder photos/
-    landmask identify --models dist/lfw-int8 --gallery people.db photos/ more.jpg --csv faces.csv
-    landmask verify   --models dist/lfw-int8 a.jpg b.jpg
-    landmask camera   --models dist/lfw-int8 --gallery people.db --source 0
-    landmask gallery  --models dist/lfw-int8 --gallery people.db list
+    landmask enrol    --gallery people.db --folder photos/
+    landmask identify --gallery people.db photos/ more.jpg --csv faces.csv
+    landmask verify   a.jpg b.jpg
+    landmask camera   --gallery people.db --source 0
+    landmask gallery  --gallery people.db list
                       (or: faces NAME | remove-face ID | rename OLD NEW | erase NAME)
+    landmask models   (the model packs it knows, with their accuracy)
 
+Every command uses the model pack shipped with the package unless ``--models`` names another pack or an export
+folder (``tools/export_tflite.py --out``); a gallery is tied to the models it was enrolled with.
 Needs only LiteRT (``pip install ai-edge-litert``), numpy and OpenCV; never TensorFlow. Only ``enrol`` creates a
 gallery. Problems the user can fix are one ``error:`` line on stderr and exit status 2. ``enrol`` skips unusable
 photos with a line each (status 2 only when nothing could be enrolled); ``identify`` reports every readable
@@ -33,14 +36,22 @@ from edge_runtime.gallery import GalleryError, check_new_name
 from edge_runtime.interpreter import ModelError, RuntimeMissing
 from edge_runtime.manifest import ManifestError
 from edge_runtime.notes import RuntimeNote
+from edge_runtime.packs import DEFAULT_PACK, pack_summary, resolve_models, shipped_packs
 from edge_runtime.photos import collect_photos, people_in_folder, save_path
 from edge_runtime.progress import Progress
 from edge_runtime.recognizer import (DEFAULT_TOP_K, MIN_ENROL_FACE, MIN_FACE_CAMERA, MIN_FACE_PHOTO, Recognizer,
                                      check_min_face_size, check_threshold)
 from keras_landmask.core.images import IMAGE_SUFFIXES, ImageError, read_image
 
+MODELS_HELP = (f"an export folder (tools/export_tflite.py --out) or a shipped pack's name (default: the shipped pack "
+               f"'{DEFAULT_PACK}'; 'landmask models' lists the packs)")
 USER_ERRORS = (CameraError, GalleryError, ImageError, ManifestError, ModelError, RuntimeMissing)
 ENROL_BATCH = 16  # photos per gallery transaction: an interrupted enrolment loses at most this many
+MODELS_LIST_HELP = ("The model packs shipped with the package and any export folders given: size, quantization, "
+                    "the exported models' Table 1 clean rank-1 (people trained on), and, for packs, the open-set "
+                    "rank-1 with one enrolment photo (people never trained on, measured through the exported "
+                    "models: clean, face mask, sunglasses) and the camera's ms per frame. The default pack is "
+                    "marked with *.")
 VERIFY_HELP = ("Whether two photos show the same person: the face nearest each photo's centre is embedded under "
                "the union of both faces' occluded regions (the feature discarding mask drops the same features "
                "from both, so a masked face is compared with the other face masked alike), and their cosine "
@@ -80,7 +91,7 @@ def add_common(parser: argparse.ArgumentParser, gallery: str | None, suppress: b
     """The options every command takes. ``gallery``: its help, or None for a command without one; ``suppress``:
     no defaults (for the ``gallery`` actions, which accept the options after the action too)."""
     default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
-    parser.add_argument("--models", default=default(None), help="folder written by the export (required)")
+    parser.add_argument("--models", default=default(None), help=MODELS_HELP)
     if gallery is not None:
         parser.add_argument("--gallery", default=default(None), help=gallery)
     parser.add_argument("--threads", type=positive_int, default=default(2), help="LiteRT threads per model (default 2)")
@@ -166,16 +177,23 @@ def build_parser() -> argparse.ArgumentParser:
     rename.add_argument("old")
     rename.add_argument("new")
     action("erase", "remove a person completely (faces, cached embeddings; file compacted)").add_argument("name")
+
+    models = commands.add_parser("models", help="list the model packs (shipped, and any --models folders) and their "
+                                                "measured accuracy", description=MODELS_LIST_HELP)
+    models.add_argument("--models", action="append", default=[], metavar="FOLDER",
+                        help="also list this export folder (repeatable)")
+    models.add_argument("--json", action="store_true", help="one JSON object per pack instead of a table")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    needed = ("models", "gallery") if args.command in ("enrol", "gallery") else ("models",)
-    missing = [f"--{option}" for option in needed if getattr(args, option) is None]
-    if missing:  # checked here, not by argparse, so gallery's options may also follow its action
-        parser.error(f"{args.command}: the following arguments are required: {', '.join(missing)}")
+    if args.command == "models":
+        return list_models(args)
+    if args.command in ("enrol", "gallery") and args.gallery is None:
+        # checked here, not by argparse, so gallery's options may also follow its action
+        parser.error(f"{args.command}: the following arguments are required: --gallery")
     with warnings.catch_warnings():
         warnings.simplefilter("default", RuntimeNote)  # each once
         warnings.showwarning = show_note(warnings.showwarning)
@@ -403,6 +421,39 @@ def gallery(recognizer: Recognizer, args) -> int:
     else:
         removed = store.erase(args.name)
         print(f"erased '{args.name}' ({removed} face(s)) and compacted {args.gallery}")
+    return 0
+
+
+def list_models(args) -> int:
+    """``landmask models``: a line (or JSON object) per pack: the shipped ones, then the ``--models`` folders."""
+    folders = shipped_packs() + [resolve_models(folder) for folder in args.models]
+    summaries = []
+    for folder in folders:
+        try:
+            summaries.append(pack_summary(folder))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"error: '{folder}' is not an export folder ({type(error).__name__}: {error}); pass a folder "
+                  "written by tools/export_tflite.py", file=sys.stderr)
+            return 2
+    if args.json:
+        for summary in summaries:
+            print(json.dumps(summary))
+        return 0
+    if not summaries:
+        print("no model packs installed; pass --models with a folder written by tools/export_tflite.py")
+        return 0
+    percent = lambda value: "–" if value is None else f"{value:.1%}"  # noqa: E731
+    header = ("", "pack", "MB", "quantization", "Table 1 clean", "open set: clean", "face mask", "sunglasses",
+              "camera ms/frame")
+    rows = [header] + [("*" if s["default"] else "", s["name"], f"{s['megabytes']:.1f}", s["quantization"],
+                        percent(s["table1_clean"]), *(percent((s.get("openset_rank1") or {}).get(row))
+                                                      for row in ("clean", "face_mask", "sunglasses")),
+                        "–" if s.get("frame_ms") is None else f"{s['frame_ms']:.1f}") for s in summaries]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    print("\n".join(["", "open set: rank-1 of people never trained on, one enrolment photo each (packs only); "
+                      "* = the default", *(f"{s['name']}: {s['folder']}" for s in summaries)]))
     return 0
 
 

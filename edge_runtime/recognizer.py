@@ -25,6 +25,7 @@ from edge_runtime.detector import CELL, NET_FILES, NET_KEEP_ELEMENTS, Detector, 
 from edge_runtime.gallery import Gallery, GalleryError, check_new_name, image_digest, pattern_key, top_matches
 from edge_runtime.interpreter import ModelError, TFLiteModel
 from edge_runtime.manifest import ManifestError, load_manifest
+from edge_runtime.packs import resolve_models, shipped_packs
 from edge_runtime.notes import RuntimeNote
 from keras_landmask.core.align import CROPPERS, Detection, similarity_matrix
 from keras_landmask.core.images import ImageError, as_rgb
@@ -120,7 +121,8 @@ class Enrolment:
 
 
 class Recognizer:
-    """Exported models (a folder with ``manifest.json``) and, optionally, a gallery file.
+    """Exported models (a folder with ``manifest.json``, or a shipped pack's name; None: the default pack,
+    ``edge_runtime.packs``) and, optionally, a gallery file.
 
     ``gallery`` must exist unless ``create_gallery`` (what enrolment needs), so a mistyped path is an error
     rather than an empty gallery. ``threshold`` (-1..1) overrides every calibrated threshold, identification
@@ -131,14 +133,15 @@ class Recognizer:
     lines through. Use it in a ``with`` block, or ``close()`` it.
     """
 
-    def __init__(self, models_dir: str | Path, gallery: str | Path | None = None, threshold: float | None = None,
-                 threads: int = 2, check_sha256: bool = True, top_k: int = DEFAULT_TOP_K,
-                 create_gallery: bool = False, verbose: bool = False, min_face_size: float = MIN_FACE_PHOTO,
-                 derive_levels: bool = False):
-        folder = Path(models_dir)
+    def __init__(self, models_dir: str | Path | None = None, gallery: str | Path | None = None,
+                 threshold: float | None = None, threads: int = 2, check_sha256: bool = True,
+                 top_k: int = DEFAULT_TOP_K, create_gallery: bool = False, verbose: bool = False,
+                 min_face_size: float = MIN_FACE_PHOTO, derive_levels: bool = False):
+        folder = resolve_models(models_dir)
         if not folder.is_dir():
-            raise ManifestError(f"models folder '{folder}' not found; pass the folder written by "
-                                "tools/export_tflite.py")
+            known = ", ".join(p.name for p in shipped_packs()) or "none installed"
+            raise ManifestError(f"models folder '{folder}' not found; pass a folder written by "
+                                f"tools/export_tflite.py or a shipped pack's name ({known})")
         threshold = None if threshold is None else check_threshold(threshold)
         if not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}")

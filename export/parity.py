@@ -14,7 +14,9 @@ import numpy as np
 
 from edge_runtime.interpreter import TFLiteModel
 from keras_landmask.core.vectors import l2_normalise
+from keras_landmask.data.faceset import FaceSet
 from keras_landmask.evaluate import GalleryCache, identify_masked
+from keras_landmask.stages.openset import embed_by_pattern, measure
 
 # How much rank-1 (points) an export may lose against the Keras models on the run's test split before the
 # export refuses to finish: clean faces, and every occluded Table 1 cell.
@@ -78,6 +80,20 @@ def table_rows(pair: RobustPair, gallery_maps: np.ndarray, gallery_labels: np.nd
             layout: identify_masked(cache, maps, flags, probe_labels).to_dict(),
             "flagged": round(float(flags.sum(axis=1).mean()), 3),
         }
+    return rows
+
+
+def openset_rows(pair: RobustPair, held: FaceSet, probes: dict[str, np.ndarray]) -> dict:
+    """The open-set stage's measures (``stages.openset.measure``) of the pair as a device runs it: the held-out
+    people's clean photos and each occlusion's probes (``{occlusion: images}``, every open-set photo) through
+    ``features``, each probe's own flags choosing the FDM of it and of the clean photos.
+    ``{occlusion: {rank1_1, dir_1, rank1_5, dir_5, tar, ...}}``."""
+    clean_maps, _ = pair.features(held.images)
+    cache = GalleryCache(pattern_embedder(pair.masked_head), clean_maps, held.labels)
+    rows = {}
+    for occlusion, images in probes.items():
+        maps, flags = pair.features(images)
+        rows[occlusion] = measure(embed_by_pattern(cache, maps, flags), held, occlusion == "clean")
     return rows
 
 

@@ -97,18 +97,23 @@ def embedders(context: StageContext, held: FaceSet, layouts: dict) -> tuple[dict
 def masked(trunk: Callable, cache: GalleryCache, regions: RegionOcclusion, occlusion_map: Callable) -> Callable:
     """An FDM column: each probe's flagged regions choose the mask applied to it and to the clean photos."""
     def embed(occlusion, images, masks):
-        features = trunk(images)
-        patterns = [tuple(int(v) for v in row) for row in np.asarray(regions(occlusion_map(images, masks)))]
-        groups, parts = [], []
-        for pattern in sorted(set(patterns)):
-            rows = np.array([i for i, p in enumerate(patterns) if p == pattern])
-            parts.append(cache.embed(features[rows], pattern))
-            groups.append((rows, cache.embeddings(pattern)))
-        embeddings = np.zeros((len(images), parts[0].shape[1]), np.float32)
-        for (rows, _), part in zip(groups, parts):
-            embeddings[rows] = part
-        return embeddings, groups
+        return embed_by_pattern(cache, trunk(images), np.asarray(regions(occlusion_map(images, masks))))
     return embed
+
+
+def embed_by_pattern(cache: GalleryCache, features: np.ndarray, patterns: np.ndarray) -> Embedded:
+    """Probes' feature maps ``[N, h, w, C]`` under the FDM of their own ``patterns`` (0/1 ``[N, R]``), grouped
+    by pattern with the clean photos (``cache``) under the same FDM."""
+    patterns = [tuple(int(v) for v in row) for row in patterns]
+    groups, parts = [], []
+    for pattern in sorted(set(patterns)):
+        rows = np.array([i for i, p in enumerate(patterns) if p == pattern])
+        parts.append(cache.embed(features[rows], pattern))
+        groups.append((rows, cache.embeddings(pattern)))
+    embeddings = np.zeros((len(features), parts[0].shape[1]), np.float32)
+    for (rows, _), part in zip(groups, parts):
+        embeddings[rows] = part
+    return embeddings, groups
 
 
 def teacher_column(context: StageContext) -> Callable:
