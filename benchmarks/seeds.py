@@ -38,7 +38,7 @@ def run_result(run: RunFolder, export: Path | None) -> dict:
     ``{measure: {occlusion: {column: value}}}`` and, with an export, ``int8`` ``{occlusion: {column: drop in
     points}}``; a table the run's chain did not write is absent."""
     result = {}
-    table1 = run.folder("eval") / "table1.json"
+    table1 = run.folder("evaluate") / "table1.json"
     if table1.is_file():
         result["table1"] = {occlusion: {column: cell["rank1"] for column, cell in row.items()}
                             for occlusion, row in json.loads(table1.read_text()).items()}

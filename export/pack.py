@@ -92,7 +92,7 @@ def build_pack(run_dir: str | Path, export_dir: str | Path, name: str = DEFAULT_
                                 "people rejected at FPIR 1 %; the exported features and head (int8 as shipped), "
                                 "each probe's own occlusion flags choosing the FDM",
             "openset_keras": json.loads(run.require("openset", "openset.json").read_text())["table"],
-            "table1_keras": json.loads(run.require("eval", "table1.json").read_text()),
+            "table1_keras": json.loads(run.require("evaluate", "table1.json").read_text()),
             "int8_parity": {key: manifest["parity"][key] for key in ("rows", "max_drop_points", "guard",
                                                                      "embedding_cosine_min", "flag_agreement")},
         },
@@ -100,7 +100,7 @@ def build_pack(run_dir: str | Path, export_dir: str | Path, name: str = DEFAULT_
     }
     if seeds is not None:
         record["accuracy"]["seeds"] = seeds_record(json.loads(Path(seeds).read_text()), config.train.seed,
-                                                   device_rows, manifest["parity"]["layout"])
+                                                   manifest["parity"]["layout"])
     if speed is not None:
         record["speed"] = speed_record(json.loads(Path(speed).read_text()), export)
     return write_pack(export, manifest, record, Path(into) / name, log)
@@ -179,7 +179,7 @@ def data_record(run: RunFolder) -> dict:
     }
 
 
-def seeds_record(seeds: dict, seed: int, device_rows: dict, layout: str) -> dict:
+def seeds_record(seeds: dict, seed: int, layout: str) -> dict:
     """The seeds benchmark's mean ± std and where this run stands among its seeds (by the Keras open-set clean
     rank-1 with the exported layout's FDM, 1 enrolment photo)."""
     per_seed = {int(k): v for k, v in seeds["per_seed"].items()}
