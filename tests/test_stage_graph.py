@@ -58,7 +58,7 @@ def test_evaluate_reruns_once_the_segmenter_has_finished(cli, ran):
     assert cli("segmenter") == 0
     ran.clear()
     assert cli() == 0
-    assert ran == ["evaluate", "openset"]
+    assert ran == ["evaluate", "openset", "robustness"]
 
 
 def test_a_forced_base_reruns_everything_that_reads_it(cli, ran, capsys):
@@ -91,7 +91,7 @@ def test_a_changed_setting_reruns_its_stage_and_those_downstream_only(cli, ran, 
     assert cli() == 0
     ran.clear()
     assert cli(ALL, "--set", "segmenter.epochs=3") == 0
-    assert ran == ["segmenter", "evaluate", "openset"]
+    assert ran == ["segmenter", "evaluate", "openset", "robustness"]
     assert "segmenter.epochs 8 -> 3" in capsys.readouterr().out
 
 

@@ -60,6 +60,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("openset", "open-set evaluation: people never trained on, 1 or 5 photos enrolled, unknowns rejected",
           ("occlusion", "pdsn.layouts", "teacher"), needs=("prepare", "base"),
           optional=("dictionary", "segmenter", "teacher")),
+    Stage("robustness", "segmenter checks: occluders training never drew, grayscale and infrared clean faces",
+          ("occlusion",), needs=("prepare", "segmenter")),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 

@@ -165,7 +165,7 @@ def draw_examples(sets: dict, predicted: dict, path) -> None:
     """Per kind, the occluded crop, its true mask and the predicted probability, for the first test faces."""
     rows = [[picture for kind, (images, truth) in sets.items()
              for picture in (images[i], truth[i], predicted[kind][i])]
-            for i in range(min(EXAMPLE_FACES, len(predicted["clean"])))]
+            for i in range(min(EXAMPLE_FACES, len(next(iter(predicted.values())))))]
     titles = [f"{kind}\n{part}" for kind in sets for part in ("occluded", "true mask", "prediction")]
     contact_sheet(rows, titles, path)
 
