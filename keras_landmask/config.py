@@ -160,6 +160,9 @@ class SegmenterConfig:
     # sunglasses 0.953 vs 0.935); "paper": |clean − occluded| → threshold → opening, closing (§4.1)
     labels: str = "true"
     clean_fraction: float = 0.2  # training crops left clean, with an empty target
+    # "varied": training occluders in any colour and fabric print, mask + sunglasses together, grayscale and
+    # near-infrared looks, blur, noise, JPEG (data/appearance.py); "plain": the catalogue's own looks
+    appearance: str = "varied"
     seed: int = 11
 
 

@@ -118,10 +118,13 @@ def face_mask(
     templates: dict[str, MaskTemplate],
     rng: np.random.Generator,
     kind: str | None = None,
+    colour=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Put a face mask on an RGB uint8 [H, W, 3] face with landmarks float32 [5, 2] (x, y) in crop pixels.
 
-    ``kind`` is a base type from ``mask_kinds(templates)``, or None for a random one.
+    ``kind`` is a base type from ``mask_kinds(templates)``, or None for a random one. ``colour``: None keeps the
+    template's colours, else ``colour(rgb float [h, w, 3] in 0..1, alpha [h, w], rng) -> rgb`` repaints the
+    template (``appearance.recolour``).
     Returns ``(occluded uint8 [H, W, 3], true_mask bool [H, W])``, the mask where the warped alpha > 0.5.
     """
     kinds = mask_kinds(templates)
@@ -135,6 +138,8 @@ def face_mask(
     # Shrink the template to about its size on the face first, so the warp does not alias.
     scale = min(1.0, np.linalg.norm(points[2] - points[0]) / np.linalg.norm(template.anchors[2] - template.anchors[0]))
     rgba = cv2.resize(template.rgba, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    if colour is not None:
+        rgba = np.concatenate([colour(rgba[..., :3], rgba[..., 3], rng), rgba[..., 3:]], axis=-1)
     order = [0, 1, 2, 5, 4, 3]  # MaskTheFace fits a, b, c, f, e, d
     homography, _ = cv2.findHomography(template.anchors[order] * scale, points[order])
 

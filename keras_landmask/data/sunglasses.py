@@ -52,11 +52,14 @@ def lens_outline(style: Style) -> np.ndarray:
 
 
 def sunglasses(
-    image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, style: str | None = None
+    image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, style: str | None = None,
+    tint: np.ndarray | None = None, frame_colour: np.ndarray | None = None, opacity: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw sunglasses on an RGB uint8 [H, W, 3] face with landmarks float [5, 2] (x, y) in crop pixels.
 
-    ``style`` is one of ``STYLES`` or None for a random one.
+    ``style`` is one of ``STYLES`` or None for a random one. ``tint`` and ``frame_colour`` (RGB, 0..255) replace
+    a draw from ``LENS_TINTS`` and ``FRAME_COLOURS``; ``opacity`` (0..1) makes the lenses uniformly that opaque
+    (a mirrored lens) instead of darker at the top.
     Returns ``(occluded uint8 [H, W, 3], true_mask bool [H, W])``, the mask covering lenses, frame, bridge and arms.
     """
     if style is None:
@@ -95,10 +98,12 @@ def sunglasses(
     rows, cols = np.indices((height, width))
     depth = (np.stack([cols, rows], axis=-1) - (left_eye + right_eye) / 2) @ down / iod
     fraction = np.clip((depth - LENS_DROP + shape.half_height) / (2 * shape.half_height), 0, 1)
-    lens_alpha = lens_cover * (alpha_top + (alpha_bottom - alpha_top) * fraction)
+    lens_alpha = lens_cover * (alpha_top + (alpha_bottom - alpha_top) * fraction if opacity is None else opacity)
 
-    tint = np.array(LENS_TINTS[rng.integers(len(LENS_TINTS))], np.float32)
-    frame_colour = np.array(FRAME_COLOURS[rng.integers(len(FRAME_COLOURS))], np.float32)
+    if tint is None:
+        tint = np.array(LENS_TINTS[rng.integers(len(LENS_TINTS))], np.float32)
+    if frame_colour is None:
+        frame_colour = np.array(FRAME_COLOURS[rng.integers(len(FRAME_COLOURS))], np.float32)
     occluded = image * (1 - lens_alpha[..., None]) + tint * lens_alpha[..., None]
     occluded = occluded * (1 - frame_cover[..., None]) + frame_colour * frame_cover[..., None]
     mask = (lens_cover > 0.5) | (frame_cover > 0.5)

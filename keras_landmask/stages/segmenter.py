@@ -1,9 +1,11 @@
 """The ``segmenter`` stage: train the occlusion segmenter (paper §4.1, §4.2, §5.2) and measure it on the test split.
 
 Each epoch, every train crop gets a new random occlusion (face mask, sunglasses, white band or random block,
-from the occluder catalogue) or stays clean (``segmenter.clean_fraction``, empty target). The target is the
+from the occluder catalogue, and with ``segmenter.appearance`` "varied" (the default) in any colour or fabric
+print, mask and sunglasses together, then grayscale / near-infrared looks, blur, noise, JPEG:
+``data.appearance``) or stays clean (``segmenter.clean_fraction``, empty target). The target is the
 paper's label (|clean − occluded| → threshold → opening, closing) or the true occlusion mask
-(``segmenter.labels``). The model with the lowest validation loss is kept. Test crops get every kind in turn.
+(``segmenter.labels``). The model with the lowest validation loss is kept. Test crops get every kind in turn, in the catalogue's own looks (comparable across settings).
 
 Writes ``runs/<name>/segmenter/``: ``model.keras``, ``log.csv`` (per epoch), ``metrics.json`` (per kind:
 pixel accuracy and IoU against the true mask, how often the regions flagged by the > 50 % rule match those of
@@ -19,6 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_landmask.core.layouts import Layout
+from keras_landmask.data.appearance import finish, load_textures, varied_occluders
+from keras_landmask.data.facemask import load_mask_templates
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.occluders import clean, occlude_each
 from keras_landmask.data.seglabels import mask_iou, segmentation_label
@@ -44,12 +48,26 @@ def random_kinds(count: int, clean_fraction: float, occluders: dict, rng: np.ran
     return ["clean" if rng.random() < clean_fraction else kinds[rng.integers(len(kinds))] for _ in range(count)]
 
 
-def training_pair(faces: FaceSet, index: int, kind: str, occluders: dict, labels: str, rng: np.random.Generator):
-    """One training pair: ``(occluded uint8 [H, W, 3], target float32 [H, W, 1])``, the target per ``labels``."""
+def training_pair(faces: FaceSet, index: int, kind: str, occluders: dict, cfg, rng: np.random.Generator):
+    """One training pair: ``(occluded uint8 [H, W, 3], target float32 [H, W, 1])``, the target per
+    ``cfg.labels``; with ``cfg.appearance`` "varied" the crop then gets a camera look and artefacts."""
     image = faces.images[index]
     occluded, truth = occlude(image, faces.landmarks[index], kind, occluders, rng)
-    target = segmentation_label(image, occluded) if labels == "paper" else truth
+    target = segmentation_label(image, occluded) if cfg.labels == "paper" else truth
+    if cfg.appearance == "varied":
+        occluded = finish(occluded, rng)
     return occluded, target[..., None].astype(np.float32)
+
+
+def training_occluders(context: StageContext) -> dict:
+    """The occluders the segmenter learns from: the catalogue's, varied in look per ``segmenter.appearance``."""
+    appearance = context.config.segmenter.appearance
+    if appearance not in ("varied", "plain"):
+        raise LandmaskError(f"segmenter.appearance must be 'varied' or 'plain', got {appearance!r}")
+    catalogue = context.occluders()
+    if appearance == "plain":
+        return catalogue
+    return varied_occluders(catalogue, load_mask_templates(context.masks_dir), load_textures(context.masks_dir))
 
 
 def training_dataset(faces: FaceSet, occluders: dict, cfg) -> tf.data.Dataset:
@@ -61,7 +79,7 @@ def training_dataset(faces: FaceSet, occluders: dict, cfg) -> tf.data.Dataset:
         rng = np.random.default_rng([cfg.seed, next(epochs)])
         order = rng.permutation(len(faces))
         for index, kind in zip(order, random_kinds(len(faces), cfg.clean_fraction, occluders, rng)):
-            yield training_pair(faces, index, kind, occluders, cfg.labels, rng)
+            yield training_pair(faces, index, kind, occluders, cfg, rng)
 
     height, width = faces.images.shape[1:3]
     dataset = tf.data.Dataset.from_generator(examples, output_signature=(
@@ -74,7 +92,7 @@ def validation_arrays(faces: FaceSet, occluders: dict, cfg) -> tuple[np.ndarray,
     """One fixed draw of the training distribution over ``faces`` (seed ``[cfg.seed, 0]``)."""
     rng = np.random.default_rng([cfg.seed, 0])
     kinds = random_kinds(len(faces), cfg.clean_fraction, occluders, rng)
-    pairs = [training_pair(faces, i, kind, occluders, cfg.labels, rng) for i, kind in enumerate(kinds)]
+    pairs = [training_pair(faces, i, kind, occluders, cfg, rng) for i, kind in enumerate(kinds)]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
@@ -119,7 +137,7 @@ def run(context: StageContext) -> dict:
         raise LandmaskError(f"the segmenter needs train, val and test crops, got {len(train)} / {len(val)} / "
                             f"{len(test)}; raise data.val_fraction and data.test_fraction")
     layouts = context.run.layouts()
-    occluders = context.occluders()
+    occluders, test_occluders = training_occluders(context), context.occluders()
     keras.utils.set_random_seed(cfg.seed)
 
     model = unet_vgg16(data_cfg.crop_height, data_cfg.crop_width, cfg.width_multiplier)
@@ -140,7 +158,7 @@ def run(context: StageContext) -> dict:
     seconds = time.perf_counter() - start
 
     model = context.run.segmenter()
-    sets = occluded_test_crops(test, occluders, context.config.occlusion.seed)
+    sets = occluded_test_crops(test, test_occluders, context.config.occlusion.seed)
     predicted = {kind: model.predict(images, batch_size=64, verbose=0)[..., 0] for kind, (images, _) in sets.items()}
     per_kind = {kind: score(predicted[kind], truth, layouts) for kind, (_, truth) in sets.items()}
     val_losses = history.history["val_loss"]
