@@ -25,10 +25,12 @@ from export.parity import openset_rows, tflite_pair
 from keras_landmask.config import load_config
 from keras_landmask.core.manifest import MANIFEST_NAME, sha256_file
 from keras_landmask.data.facemask import load_mask_templates
+from keras_landmask.data.lfw import folder_digest
 from keras_landmask.data.occluders import table1_probes
 from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_json
 from keras_landmask.runs import RunFolder
+from keras_landmask.stages.graph import plan
 
 MAX_MEGABYTES = 15.0
 OPENSET_KEYS = ("rank1_1", "dir_1", "rank1_5", "dir_5", "tar")
@@ -73,6 +75,7 @@ def build_pack(run_dir: str | Path, export_dir: str | Path, name: str = DEFAULT_
         raise PackError(f"the export '{export}' is not within the parity guard's default tolerance ({guard['note']}; "
                         f"allowed: {guard.get('allowed_points')}); a pack ships only a guarded export")
     config = run.config()
+    check_up_to_date(run, config)
     log("measuring the open-set table through the exported models (people never trained on, as a device meets them)")
     device_rows = device_openset(run, export, manifest, threads)
     record = {
@@ -104,6 +107,16 @@ def build_pack(run_dir: str | Path, export_dir: str | Path, name: str = DEFAULT_
     if speed is not None:
         record["speed"] = speed_record(json.loads(Path(speed).read_text()), export)
     return write_pack(export, manifest, record, Path(into) / name, log)
+
+
+def check_up_to_date(run: RunFolder, config) -> None:
+    """``PackError`` when a finished stage of the run is out of date under this code's settings (a default that
+    changed since it trained, a changed data folder): the pack's record would not describe what it ships."""
+    stale = [d for d in plan(run, config, folder_digest(config.data.folder), [], False) if d.action == "stale"]
+    if stale:
+        raise PackError(f"run '{run.root}' is out of date under this code ("
+                        + "; ".join(f"{d.stage.name}: {d.reasons[0]}" for d in stale)
+                        + "); rerun its training command and export again before packing it")
 
 
 def device_openset(run: RunFolder, export: Path, manifest: dict, threads: int) -> dict:

@@ -158,6 +158,23 @@ def test_pack_refuses_an_export_of_another_run_or_an_unguarded_one(smoke_evaluat
     assert not (tmp_path / "packs" / "x").exists()
 
 
+def test_pack_refuses_a_run_out_of_date_under_this_code(smoke_evaluated, smoke_export, tmp_path):
+    from export.pack import PackError, build_pack
+
+    stale = tmp_path / "run"
+    shutil.copytree(smoke_evaluated, stale)
+    config = (stale / "config.yaml").read_text()
+    assert "appearance: varied" in config  # as if the segmenter had trained under another setting
+    (stale / "config.yaml").write_text(config.replace("appearance: varied", "appearance: plain"))
+    exported = tmp_path / "export"
+    shutil.copytree(smoke_export, exported)
+    manifest = json.loads((exported / "manifest.json").read_text())
+    manifest["run"]["folder"] = str(stale)
+    (exported / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackError, match="out of date under this code.*segmenter"):
+        build_pack(stale, exported, "x", tmp_path / "packs", log=lambda message: None)
+
+
 def test_seeds_record_places_the_run_among_its_seeds():
     from export.pack import PackError, seeds_record
 
