@@ -178,7 +178,8 @@ def test_pack_refuses_a_run_out_of_date_under_this_code(smoke_evaluated, smoke_e
 def test_seeds_record_places_the_run_among_its_seeds():
     from export.pack import PackError, seeds_record
 
-    seeds = {"per_seed": {str(s): {"openset": {"rank1_1": {"clean": {"LM2": score}}}}
+    rows = ("clean", "face_mask", "sunglasses")
+    seeds = {"per_seed": {str(s): {"openset": {"rank1_1": {row: {"LM2": score + i / 100} for i, row in enumerate(rows)}}}
                           for s, score in ((1, 0.90), (2, 0.95), (42, 0.93))}, "mean_std": {}}
     assert seeds_record(seeds, 42, "LM2")["this_run_is"] == "median"
     assert seeds_record(seeds, 2, "LM2")["this_run_is"] == "best"
