@@ -92,7 +92,7 @@ def build_pack(run_dir: str | Path, export_dir: str | Path, name: str = DEFAULT_
         "data": data_record(run),
         "accuracy": {
             "openset": device_rows,
-            "openset_protocol": "the run's held-out people (never trained on), 1 (and 5) clean enrolment photos each, "
+            "openset_protocol": "The run's held-out people (never trained on), 1 (and 5) clean enrolment photos each, "
                                 "their other photos as probes clean and under each Table 1 occlusion, the unknown "
                                 "people rejected at FPIR 1 %; the exported features and head (int8 as shipped), "
                                 "each probe's own occlusion flags choosing the FDM",
