@@ -115,10 +115,14 @@ def write_markdown(title: str, per_seed: dict, summary: dict, seconds: dict, pat
     path.write_text("\n".join(lines))
 
 
+EXPORT_READS = ("prepare", "base", "dictionary", "segmenter", "openset")  # the stages an export's files depend on
+
+
 def export_run(run: Path, out: Path, quantize: str) -> Path:
-    """Export ``run`` into ``out`` unless an export there is newer than every finished stage of the run."""
+    """Export ``run`` into ``out`` unless an export there is newer than every finished stage the export reads."""
     manifest = out / "manifest.json"
-    newest_stage = max(marker.stat().st_mtime for marker in run.glob("*/DONE.json"))
+    newest_stage = max(marker.stat().st_mtime for stage in EXPORT_READS
+                       if (marker := RunFolder(run).marker(stage)).is_file())
     if manifest.is_file() and manifest.stat().st_mtime > newest_stage:
         print(f"reusing the export {out} (newer than every stage of {run})", flush=True)
         return out
