@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from edge_runtime.manifest import ManifestError  # noqa: E402
 from edge_runtime.packs import DEFAULT_PACK, SHIPPED_DIR  # noqa: E402
 from keras_landmask.errors import LandmaskError  # noqa: E402
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         build_pack(args.run, args.export, args.name, args.into, args.seeds, args.speed, args.threads)
-    except (LandmaskError, OSError) as error:
+    except (LandmaskError, ManifestError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
