@@ -115,7 +115,7 @@ def write_markdown(title: str, per_seed: dict, summary: dict, seconds: dict, pat
     path.write_text("\n".join(lines))
 
 
-EXPORT_READS = ("prepare", "base", "dictionary", "segmenter", "openset")  # the stages an export's files depend on
+EXPORT_READS = ("prepare", "base", "dictionary", "headtune", "segmenter", "openset")  # the stages an export's files depend on
 
 
 def export_run(run: Path, out: Path, quantize: str) -> Path:

@@ -212,9 +212,9 @@ def occluded_probes(faces: FaceSet, layouts: dict, templates, seed: int) -> dict
 
 def keras_reference(run: RunFolder, layout: str, compute) -> dict:
     """The Keras models' parity rows, kept in the run (they are the same for every quantization) and
-    recomputed when a stage they come from (base, dictionary, segmenter) has finished again since."""
+    recomputed when a stage they come from (base, dictionary, headtune, segmenter) has finished again since."""
     path = run.export_cache_file(f"keras_rows_{layout}.json")
-    inputs = {stage: (run.read_marker(stage) or {}).get("output") for stage in ("base", "dictionary", "segmenter")}
+    inputs = {stage: (run.read_marker(stage) or {}).get("output") for stage in ("base", "dictionary", "headtune", "segmenter")}
     try:
         cached = json.loads(path.read_text())
         if cached.get("inputs") == inputs:

@@ -136,6 +136,19 @@ class DictionaryConfig:
 
 
 @dataclasses.dataclass
+class HeadTuneConfig:
+    """Tuning the head, trunk frozen, after the dictionary (``stages/headtune.py``): under each occlusion
+    pattern's FDM, the masked occluded face and the masked clean face should both give the teacher's embedding of
+    the clean face, as should both faces unmasked. Needs the teacher and an embedding of its size (dlib's
+    backbone). ``epochs`` 0 leaves the base network's head as it is (the paper's recipe)."""
+
+    epochs: int = 6  # each epoch draws a new occlusion for every face
+    batch_size: int = 64
+    learning_rate: float = 1e-4  # peak, cosine decay to zero (AdamW)
+    weight_decay: float = 1e-4
+
+
+@dataclasses.dataclass
 class TeacherConfig:
     """The pretrained face embedder used as the open-set anchor (and, later, for distillation)."""
 
@@ -179,6 +192,7 @@ class Config:
     pdsn: PDSNConfig = dataclasses.field(default_factory=PDSNConfig)
     dictionary: DictionaryConfig = dataclasses.field(default_factory=DictionaryConfig)
     segmenter: SegmenterConfig = dataclasses.field(default_factory=SegmenterConfig)
+    headtune: HeadTuneConfig = dataclasses.field(default_factory=HeadTuneConfig)
     teacher: TeacherConfig = dataclasses.field(default_factory=TeacherConfig)
     unlabelled: UnlabelledConfig = dataclasses.field(default_factory=UnlabelledConfig)
 
@@ -202,6 +216,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "unlabelled": {"max_faces": 16},
         "pdsn": {"epochs": 2, "batch_size": 16},
         "dictionary": {"samples": 32},
+        "headtune": {"epochs": 2, "batch_size": 16},
         "segmenter": {"width_multiplier": 0.0625, "epochs": 8, "batch_size": 8, "learning_rate": 5e-3},
     },
     # similarity crops: dlib's face chip sits steadily in them (open-set rank-1 / DIR of the unchanged dlib
@@ -213,6 +228,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train": {"teacher": "none", "epochs": 24, "learning_rate": 3e-3, "weight_decay": 5e-4, "warmup_epochs": 2,
                   "eval_every": 2, "occlusion_augment": 0.0, "cosface_weight": 1.0},
         "pdsn": {"epochs": 3},
+        "headtune": {"epochs": 0},
         "segmenter": {"width_multiplier": 1.0, "epochs": 20, "patience": 5},
     },
 }

@@ -105,6 +105,10 @@ class RunFolder:
     def base_file(self) -> Path:
         return self.folder("base") / "model.keras"
 
+    @property
+    def headtune_file(self) -> Path:
+        return self.folder("headtune") / "model.keras"
+
     def generator_file(self, layout: str, region: str) -> Path:
         return self.folder(f"pdsn/{layout}") / f"{region}.keras"
 
@@ -163,6 +167,15 @@ class RunFolder:
         from keras_landmask.models.base_network import load_base_network
 
         return load_base_network(self.base_file)
+
+    def recognizer(self):
+        """The network the stages after ``headtune`` and the export use (``BaseNetwork``): the base network with
+        the head tuned under the FDM once that stage has made one, else the base network itself."""
+        from keras_landmask.models.base_network import load_base_network
+
+        if self.read_marker("headtune") and self.headtune_file.is_file():
+            return load_base_network(self.headtune_file)
+        return self.base_network()
 
     def generators(self, layout) -> list:
         """The trained mask generator of each region of ``layout`` (a ``Layout``), in its region order."""

@@ -107,11 +107,11 @@ def smoke_base(smoke_run):
 
 @pytest.fixture(scope="session")
 def smoke_finished(smoke_base, smoke_run):
-    """The smoke run with every stage the robust models need (base, pdsn, dictionary, segmenter)."""
+    """The smoke run with every stage the robust models need (base, pdsn, dictionary, headtune, segmenter)."""
     from keras_landmask.train import main
 
     run, args = smoke_run
-    assert main(with_stages(args, "pdsn,dictionary,segmenter")) == 0
+    assert main(with_stages(args, "pdsn,dictionary,headtune,segmenter")) == 0
     return run
 
 

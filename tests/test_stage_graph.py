@@ -58,7 +58,7 @@ def test_evaluate_reruns_once_the_segmenter_has_finished(cli, ran):
     assert cli("segmenter") == 0
     ran.clear()
     assert cli() == 0
-    assert ran == ["evaluate", "openset", "robustness"]
+    assert ran == ["headtune", "evaluate", "openset", "robustness"]
 
 
 def test_a_forced_base_reruns_everything_that_reads_it(cli, ran, capsys):
@@ -69,7 +69,7 @@ def test_a_forced_base_reruns_everything_that_reads_it(cli, ran, capsys):
     assert "out of date now: pdsn (base changed since)" in capsys.readouterr().out
     ran.clear()
     assert cli() == 0
-    assert ran == ["pdsn", "dictionary", "evaluate", "openset"]
+    assert ran == ["pdsn", "dictionary", "headtune", "evaluate", "openset"]
     ran.clear()
     assert cli() == 0
     assert ran == []

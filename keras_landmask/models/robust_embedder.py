@@ -48,5 +48,5 @@ def load_robust_models(run: RunFolder | str | Path, layout_name: str = DEFAULT_L
     layout = run.layout(layout_name)
     masks = run.dictionary(layout)
     segmenter = run.segmenter()
-    base = run.base_network()
+    base = run.recognizer()
     return build_robust_models(base.trunk, base.head, segmenter, masks, layout)

@@ -139,14 +139,20 @@ def run(context: StageContext) -> dict:
 def training_faces(context: StageContext, faces: FaceSet) -> tuple[FaceSet, np.ndarray | None]:
     """The faces to train on and, when distilling, the teacher's embedding of each (``float32 [N, 128]``): the
     train split of the prepared ``faces``, then the unlabelled faces (distillation only)."""
-    train = faces.subset("train")
     if context.config.train.teacher == "none":
-        return train, None
+        return faces.subset("train"), None
+    return distillation_faces(context, faces, "train.teacher=dlib distils the teacher's embeddings",
+                              "--set train.teacher=none")
+
+
+def distillation_faces(context: StageContext, faces: FaceSet, why: str, instead: str) -> tuple[FaceSet, np.ndarray]:
+    """The train split of the prepared ``faces``, then the unlabelled faces, and the teacher's clean embedding of
+    each (``float32 [N, D]``); ``why`` and ``instead`` word the error when the teacher stage has not run."""
     if not context.run.read_marker("teacher"):
-        raise LandmaskError("train.teacher=dlib distils the teacher's embeddings: run the 'teacher' stage first "
-                            "(leave --stages out to run the whole pipeline), or --set train.teacher=none")
+        raise LandmaskError(f"{why}: run the 'teacher' stage first (leave --stages out to run the whole "
+                            f"pipeline), or {instead}")
     teacher = context.run.teacher_embeddings()
-    parts, targets = [train], [teacher["faces"][faces.splits == "train"]]
+    parts, targets = [faces.subset("train")], [teacher["faces"][faces.splits == "train"]]
     unlabelled = context.run.unlabelled() if context.run.read_marker("unlabelled") else None
     if unlabelled is not None and len(unlabelled):
         if len(teacher["unlabelled"]) != len(unlabelled):

@@ -52,7 +52,7 @@ def run(context: StageContext) -> dict:
     gallery, test = faces.subset("train"), faces.subset("test")
     layouts = context.run.layouts()
     maskings = ["none", *context.config.fdm_layouts]
-    recognizer = context.run.base_network()
+    recognizer = context.run.recognizer()
     cosface = recognizer.train_model.get_layer("cosface")
 
     def head(features):

@@ -2,14 +2,18 @@
 
 The held-out people of ``prepare`` (``openset.npz``) are enrolled from their first 1 and, separately, 5 photos
 (clean); their other photos are the probes and the never-enrolled people the unknowns, both clean and under
-every Table 1 occlusion. Columns: the base network with no FDM, with each layout's FDM once the dictionary has
-run (chosen by the segmenter once it has run, else by the true occlusion masks), and the teacher (dlib's ResNet) once the teacher stage has
-run: the anchor (on the clean, face mask and sunglasses rows). With an FDM, a probe's pattern masks the probe and the enrolled (or paired) photos alike.
+every Table 1 occlusion. Columns: the recognizer (its head tuned under the FDM once the headtune stage has
+run) with no FDM and with each layout's FDM once the dictionary has run (chosen by the segmenter once it has
+run, else by the true occlusion masks); the same for the base network's own head (``"<column> untuned"``) when
+the head was tuned, so a run shows what tuning adds; and the teacher (dlib's ResNet) once the teacher stage has
+run: the anchor (on the clean, face mask and sunglasses rows). With an FDM, a probe's pattern masks the probe
+and the enrolled (or paired) photos alike. Each occlusion's trunk maps and occlusion maps are computed once.
 Writes ``runs/<name>/openset/``: ``openset.json`` (``{occlusion: {column: measures}}``), ``openset.md`` and
 ``openset.png``.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -28,6 +32,7 @@ from keras_landmask.stages.context import StageContext
 ENROLMENTS = (1, 5)  # photos enrolled per person
 FPIR, FAR = 0.01, 1e-3
 TEACHER_ROWS = ("clean", "face_mask", "sunglasses")  # dlib takes ~0.1 s a face: the anchor's rows
+UNTUNED = " untuned"  # suffix of the columns of the base network's own head, beside the tuned one's
 
 # An embedder for one occlusion: (probe embeddings [N, D], groups of (probe rows, clean embeddings [N, D] under
 # those probes' FDM)) over all N open-set photos.
@@ -41,10 +46,11 @@ def run(context: StageContext) -> dict:
     held = context.run.openset()
     layouts = context.run.layouts()
     probes = table1_probes(held, layouts, load_mask_templates(context.masks_dir), context.config.occlusion.seed)
-    columns, source = embedders(context, held, layouts)
+    columns, source, occlusion_map, trunk = embedders(context, held, layouts)
     table = {}
     for occlusion, (images, masks) in probes.items():
-        table[occlusion] = {name: measure(embed(occlusion, images, masks), held, occlusion == "clean")
+        probe = Probes(occlusion, images, masks, trunk, occlusion_map)
+        table[occlusion] = {name: measure(embed(probe), held, occlusion == "clean")
                             for name, embed in columns.items() if name != "teacher" or occlusion in TEACHER_ROWS}
         row = table[occlusion]
         print(f"  {occlusion:>10}: " + "  ".join(f"{name} {m['rank1_1']:.1%}/{m['dir_1']:.1%}" for name, m in row.items())
@@ -53,22 +59,42 @@ def run(context: StageContext) -> dict:
     headline = (f"{int((held.splits == 'probe').sum())} probes of {len(held.people)} people never trained on, 1 "
                 "photo enrolled; rank-1 clean / face mask: " + ", ".join(
                     f"{name} {table['clean'][name]['rank1_1']:.1%} / {table['face_mask'][name]['rank1_1']:.1%}"
-                    for name in table["clean"]))
+                    for name in table["clean"] if not name.endswith(UNTUNED)))
     return {"table": table, "fdm_source": source, "headline": headline}
 
 
-def embedders(context: StageContext, held: FaceSet, layouts: dict) -> tuple[dict[str, Callable], str]:
-    """Column name → ``embed(occlusion, images, true_masks) -> Embedded``, and where the FDM's occlusion maps
-    come from."""
-    base = context.run.base_network()
+class Probes:
+    """One occlusion's open-set photos, with their trunk feature maps and occlusion map computed once for every
+    column (the trunk is the same for the tuned and the untuned head)."""
+
+    def __init__(self, occlusion: str, images: np.ndarray, masks: np.ndarray, trunk: Callable,
+                 occlusion_map: Callable):
+        self.occlusion, self.images, self.masks = occlusion, images, masks
+        self._trunk, self._occlusion_map = trunk, occlusion_map
+
+    @functools.cached_property
+    def features(self) -> np.ndarray:
+        """``float32 [N, h, w, C]``."""
+        return self._trunk(self.images)
+
+    @functools.cached_property
+    def occlusion_map(self) -> np.ndarray:
+        """``float32 [N, H, W, 1]``, 0..1: the segmenter's, or the true masks."""
+        return self._occlusion_map(self.images, self.masks)
+
+
+def embedders(context: StageContext, held: FaceSet, layouts: dict) -> tuple[dict[str, Callable], str, Callable,
+                                                                            Callable]:
+    """Column name → ``embed(Probes) -> Embedded``, where the FDM's occlusion maps come from, the occlusion map
+    function and the trunk. The columns: no FDM and each layout's FDM for the recognizer (its head tuned once the
+    headtune stage has run), the same for the untuned base network (``"<name> untuned"``) when there is a tuned
+    one, and the teacher."""
+    recognizer = context.run.recognizer()
+    trunk_model = recognizer.trunk
 
     def trunk(images):
-        return np.asarray(base.trunk.predict(images, batch_size=128, verbose=0))
+        return np.asarray(trunk_model.predict(images, batch_size=128, verbose=0))
 
-    def head(features):
-        return np.asarray(base.head.predict(features, batch_size=256, verbose=0))
-
-    clean_features = trunk(held.images)
     if context.run.read_marker("segmenter"):
         segmenter, source = context.run.segmenter(), "segmenter"
         occlusion_map = lambda images, masks: np.asarray(segmenter.predict(images, batch_size=64, verbose=0))
@@ -76,28 +102,38 @@ def embedders(context: StageContext, held: FaceSet, layouts: dict) -> tuple[dict
         source = "oracle"
         occlusion_map = lambda images, masks: masks[..., None].astype(np.float32)
 
-    clean_embeddings = head(clean_features)
-
-    def plain(occlusion, images, masks):
-        return head(trunk(images)), [(np.arange(len(images)), clean_embeddings)]
-
-    columns = {"none": plain}
-    for name in context.config.fdm_layouts if context.run.read_marker("dictionary") else ():
-        layout = layouts[name]
-        masks = context.run.dictionary(layout)
-        dictionary = MaskDictionary(layout.region_names, masks.shape[1:], masks)
-        cache = GalleryCache(fdm_embedder(head, lambda p, d=dictionary: np.asarray(d(np.array([p], np.float32)))[0]),
-                             clean_features, held.labels)
-        columns[name] = masked(trunk, cache, RegionOcclusion.for_layout(layout), occlusion_map)
+    clean_features = trunk(held.images)
+    heads = {"": recognizer.head}
+    if context.run.headtune_file.is_file() and context.run.read_marker("headtune"):
+        heads[UNTUNED] = context.run.base_network().head
+    dictionaries = {name: layouts[name] for name in context.config.fdm_layouts} \
+        if context.run.read_marker("dictionary") else {}
+    columns = {}
+    for suffix, head_model in heads.items():
+        head = lambda features, model=head_model: np.asarray(model.predict(features, batch_size=256, verbose=0))
+        columns[f"none{suffix}"] = plain(head, head(clean_features))
+        for name, layout in dictionaries.items():
+            masks = context.run.dictionary(layout)
+            dictionary = MaskDictionary(layout.region_names, masks.shape[1:], masks)
+            cache = GalleryCache(fdm_embedder(head, lambda p, d=dictionary: np.asarray(d(np.array([p], np.float32)))[0]),
+                                 clean_features, held.labels)
+            columns[f"{name}{suffix}"] = masked(cache, RegionOcclusion.for_layout(layout))
     if context.run.read_marker("teacher"):
         columns["teacher"] = teacher_column(context)
-    return columns, source
+    return columns, source, occlusion_map, trunk
 
 
-def masked(trunk: Callable, cache: GalleryCache, regions: RegionOcclusion, occlusion_map: Callable) -> Callable:
+def plain(head: Callable, clean_embeddings: np.ndarray) -> Callable:
+    """The no-FDM column of one head."""
+    def embed(probe: Probes) -> Embedded:
+        return head(probe.features), [(np.arange(len(probe.images)), clean_embeddings)]
+    return embed
+
+
+def masked(cache: GalleryCache, regions: RegionOcclusion) -> Callable:
     """An FDM column: each probe's flagged regions choose the mask applied to it and to the clean photos."""
-    def embed(occlusion, images, masks):
-        return embed_by_pattern(cache, trunk(images), np.asarray(regions(occlusion_map(images, masks))))
+    def embed(probe: Probes) -> Embedded:
+        return embed_by_pattern(cache, probe.features, np.asarray(regions(probe.occlusion_map)))
     return embed
 
 
@@ -124,10 +160,10 @@ def teacher_column(context: StageContext) -> Callable:
     teacher = DlibTeacher.from_config(context.config.teacher)
     clean = context.run.teacher_embeddings()["openset"]
 
-    def embed(occlusion, images, masks):
-        probes = clean if occlusion == "clean" else cached_embeddings(
-            teacher, images, context.cache_dir, context.progress, f"teacher ({occlusion})")["embeddings"]
-        return probes, [(np.arange(len(images)), clean)]
+    def embed(probe: Probes) -> Embedded:
+        probes = clean if probe.occlusion == "clean" else cached_embeddings(
+            teacher, probe.images, context.cache_dir, context.progress, f"teacher ({probe.occlusion})")["embeddings"]
+        return probes, [(np.arange(len(probe.images)), clean)]
     return embed
 
 
