@@ -311,6 +311,10 @@ def load_config(profile: str = "fast", yaml_path: str | Path | None = None, assi
         raise LandmaskError(f"model.backbone must be 'dlib' or 'resnet34', got '{config.model.backbone}'")
     if config.train.teacher not in ("dlib", "none"):
         raise LandmaskError(f"train.teacher must be 'dlib' or 'none', got '{config.train.teacher}'")
+    if config.headtune.epochs > 0 and config.model.backbone != "dlib":
+        raise LandmaskError("headtune tunes the head towards the teacher's 128-d embedding, which only "
+                            "model.backbone=dlib gives; add --set headtune.epochs=0 (the paper's recipe has no "
+                            "head tuning)")
     if config.segmenter.labels not in ("paper", "true"):
         raise LandmaskError(f"segmenter.labels must be 'paper' or 'true', got '{config.segmenter.labels}'")
     unknown = sorted(set(config.pdsn.layouts) - set(layout_names(config.layout)))

@@ -89,7 +89,7 @@ def cli_args(tmp_path_factory, lfw_root, masks_dir):
     cache = tmp_path_factory.mktemp("distribute-cache")
     return ["--data", str(lfw_root), "--profile", "smoke", "--stages", "prepare,base", "--cache-dir", str(cache),
             "--no-progress", "--set", f"occlusion.masks_dir={masks_dir}", "--set", "train.epochs=3",
-            "--set", "train.teacher=none", "--set", "model.backbone=resnet34"]
+            "--set", "train.teacher=none", "--set", "model.backbone=resnet34", "--set", "headtune.epochs=0"]
 
 
 def _train_command(*args):

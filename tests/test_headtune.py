@@ -86,7 +86,15 @@ def test_zero_epochs_keeps_the_base_networks_head(smoke_finished, smoke_run, tmp
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_a_base_of_another_embedding_size_is_a_clear_error(smoke_finished, monkeypatch, tmp_path):
+def test_head_tuning_with_a_base_of_another_embedding_is_refused_at_once():
+    from keras_landmask.errors import LandmaskError
+
+    with pytest.raises(LandmaskError, match="headtune.epochs=0"):
+        load_config("fast", assignments=["model.backbone=resnet34"])
+    assert load_config("fast", assignments=["model.backbone=resnet34", "headtune.epochs=0"]).headtune.epochs == 0
+
+
+def test_without_the_teacher_the_stage_says_what_to_do(smoke_finished, tmp_path):
     import shutil
 
     from keras_landmask.errors import LandmaskError
@@ -95,10 +103,7 @@ def test_a_base_of_another_embedding_size_is_a_clear_error(smoke_finished, monke
 
     shutil.copytree(smoke_finished, tmp_path / "copy")
     run = RunFolder(tmp_path / "copy")
-    real = run.base_network()
-    narrow = keras.Model(real.head.input, keras.layers.Dense(7)(real.head.output), name="head")
-    monkeypatch.setattr(RunFolder, "base_network", lambda self: type(real)(real.train_model, real.trunk, narrow,
-                                                                            real.embedder))
+    run.clear("teacher")
     context = StageContext(config=run.config(), run=run, cache_dir=tmp_path, progress=False)
-    with pytest.raises(LandmaskError, match="128-d one, but this base network gives 7-d"):
+    with pytest.raises(LandmaskError, match="run the 'teacher' stage first.*headtune.epochs=0"):
         headtune.run(context)

@@ -22,7 +22,6 @@ import keras
 import numpy as np
 
 from keras_landmask.data.faceset import FaceSet
-from keras_landmask.errors import LandmaskError
 from keras_landmask.io import write_json
 from keras_landmask.models.distillation import TeacherDistance, stranger_distance
 from keras_landmask.models.fdm import MaskDictionary, RegionOcclusion
@@ -46,10 +45,6 @@ def run(context: StageContext) -> dict:
     val = faces.subset("val")
     val_targets = context.run.teacher_embeddings()["faces"][faces.splits == "val"]
     recognizer = context.run.base_network()
-    if recognizer.head.output_shape[-1] != targets.shape[1]:
-        raise LandmaskError(f"headtune tunes the embedding towards the teacher's {targets.shape[1]}-d one, but this "
-                            f"base network gives {recognizer.head.output_shape[-1]}-d embeddings (model.backbone="
-                            f"{context.config.model.backbone}); use model.backbone=dlib or --set headtune.epochs=0")
     seed = context.config.train.seed
     keras.utils.set_random_seed(seed)
     sampler = FdmSampler(context, recognizer.trunk)
@@ -69,6 +64,7 @@ def run(context: StageContext) -> dict:
     logger = keras.callbacks.CSVLogger(str(out / "log.csv"), append=True)
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
+        print(f"  epoch {epoch + 1} of {cfg.epochs}: a new occlusion for every face", flush=True)
         inputs = sampler.inputs(learn, seed=[seed, epoch], clean_features=learn_clean)
         model.fit(inputs, {name: targets for name in OUTPUTS}, batch_size=cfg.batch_size, initial_epoch=epoch,
                   epochs=epoch + 1, shuffle=True, validation_data=(val_inputs, val_outputs), callbacks=[logger],
