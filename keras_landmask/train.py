@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="tf.distribute strategy for training: default (one device), mirrored (all local GPUs), "
         "multiworker (several machines; set TF_CONFIG on each and run the same command)",
     )
+    parser.add_argument("--deterministic-ops", action="store_true",
+                        help="make every TensorFlow op deterministic (tf.config.experimental.enable_op_determinism): "
+                        "the same weights for the same seed on a GPU too (on a CPU training is bit for bit the same "
+                        "without it; its cost there: benchmarks/results/determinism-smoke.md)")
     parser.add_argument("--no-progress", action="store_true",
                         help="hide progress bars on a terminal too (output into a file or a pipe never has them: "
                              "training logs one line per epoch there)")
@@ -123,6 +127,10 @@ def run_pipeline(args: argparse.Namespace) -> dict[str, dict]:
     if args.plan:
         return {}
     check_plan(decisions)
+    if args.deterministic_ops:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     run.root.mkdir(parents=True, exist_ok=True)
     save_config(config, run.config_file)
     summaries, seconds = {}, {}

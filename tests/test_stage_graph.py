@@ -136,3 +136,14 @@ def test_the_faceset_cache_follows_the_split_fractions(lfw_root, tmp_path):
         splits[fraction] = faces.splits
         assert (faces.splits == "val").sum() == sum(s.split == "val" for s in samples)
     assert (splits[0.15] == "val").sum() < (splits[0.3] == "val").sum()
+
+
+def test_deterministic_ops_are_turned_on_before_any_stage_runs(cli, ran, monkeypatch):
+    import tensorflow as tf
+
+    calls = []
+    monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: calls.append(list(ran)))
+    assert cli("prepare") == 0
+    assert calls == []
+    assert cli("prepare", "--deterministic-ops", "--force") == 0
+    assert calls == [["prepare"]] and ran == ["prepare", "prepare"]  # called before the second run's stage
