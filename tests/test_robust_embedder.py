@@ -20,7 +20,7 @@ def test_robust_embedder_equals_the_manual_composition(smoke_finished):
 
     from keras_landmask.models.base_network import load_base_network
 
-    recognizer = load_base_network(run / "base" / "model.keras")
+    recognizer = load_base_network(run / "headtune" / "model.keras")  # the smoke run's head was tuned
     segmenter = keras.saving.load_model(run / "segmenter" / "model.keras", compile=False)
     layout_masks = keras.ops.convert_to_numpy(models.features.get_layer("region_occlusion").pixel_masks)
     occlusion = segmenter.predict(images, verbose=0)[..., 0] > 0.5
