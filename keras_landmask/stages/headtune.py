@@ -35,8 +35,8 @@ CHUNK = 256  # faces per trunk / FDM call
 def run(context: StageContext) -> dict:
     cfg = context.config.headtune
     out = context.run.stage_dir("headtune")
-    context.run.headtune_file.unlink(missing_ok=True)  # a model of other settings must not outlive them
-    (out / "log.csv").unlink(missing_ok=True)
+    for stale in (context.run.headtune_file, out / "log.csv", out / "metrics.json"):  # outputs of other settings
+        stale.unlink(missing_ok=True)
     if cfg.epochs <= 0:
         return {"headline": "head left as the base stage trained it (headtune.epochs=0)"}
     faces = context.run.faces()
