@@ -24,10 +24,11 @@ import numpy as np
 from keras_landmask.data.faceset import FaceSet
 from keras_landmask.io import write_json
 from keras_landmask.models.distillation import TeacherDistance, stranger_distance
-from keras_landmask.models.fdm import MaskDictionary, RegionOcclusion
+from keras_landmask.models.fdm import RegionOcclusion
 from keras_landmask.models.head_tuning import OUTPUTS, head_tuning_model
 from keras_landmask.stages.base import distillation_faces
 from keras_landmask.stages.context import StageContext
+from keras_landmask.stages.evaluate import load_dictionary
 
 CHUNK = 256  # faces per trunk / FDM call
 
@@ -96,10 +97,7 @@ class FdmSampler:
         self.layout_names = list(context.config.fdm_layouts)
         self.occluders = list(context.occluders().values())
         self.regions = [RegionOcclusion.for_layout(layouts[name]) for name in self.layout_names]
-        self.dictionaries = []
-        for name in self.layout_names:
-            masks = context.run.dictionary(layouts[name])
-            self.dictionaries.append(MaskDictionary(layouts[name].region_names, masks.shape[1:], masks))
+        self.dictionaries = [load_dictionary(context, layouts[name]) for name in self.layout_names]
         self.model = trunk
 
     def trunk(self, images: np.ndarray) -> np.ndarray:

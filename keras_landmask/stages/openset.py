@@ -24,10 +24,11 @@ from keras_landmask.data.faceset import FaceSet
 from keras_landmask.data.occluders import table1_probes
 from keras_landmask.evaluate import GalleryCache, fdm_embedder
 from keras_landmask.io import atomic_write, write_json
-from keras_landmask.models.fdm import MaskDictionary, RegionOcclusion
+from keras_landmask.models.fdm import RegionOcclusion
 from keras_landmask.openset import best_people, identification, verification
 from keras_landmask.plots import plot_bars
 from keras_landmask.stages.context import StageContext
+from keras_landmask.stages.evaluate import load_dictionary
 
 ENROLMENTS = (1, 5)  # photos enrolled per person
 FPIR, FAR = 0.01, 1e-3
@@ -113,8 +114,7 @@ def embedders(context: StageContext, held: FaceSet, layouts: dict) -> tuple[dict
         head = lambda features, model=head_model: np.asarray(model.predict(features, batch_size=256, verbose=0))
         columns[f"none{suffix}"] = plain(head, head(clean_features))
         for name, layout in dictionaries.items():
-            masks = context.run.dictionary(layout)
-            dictionary = MaskDictionary(layout.region_names, masks.shape[1:], masks)
+            dictionary = load_dictionary(context, layout)
             cache = GalleryCache(fdm_embedder(head, lambda p, d=dictionary: np.asarray(d(np.array([p], np.float32)))[0]),
                                  clean_features, held.labels)
             columns[f"{name}{suffix}"] = masked(cache, RegionOcclusion.for_layout(layout))
